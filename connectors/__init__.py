@@ -1,0 +1,1 @@
+"""CRM connectors: records in as events, flags and tasks out."""

@@ -1,0 +1,1 @@
+"""Decide one contact attempt: the model, the rule kinds, policy files."""

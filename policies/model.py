@@ -1,0 +1,503 @@
+"""The attempt, profile, ledger and decision model that every rule kind reads.
+
+Everything here is immutable and JSON-round-trippable: the guard stores
+materialised profiles with ``Profile.to_dict`` and rebuilds them with
+``Profile.from_dict``; ``guard check --profile FILE`` reads the same shape.
+
+Times are timezone-aware ``datetime``; calendar facts (contract end, due
+dates, do-not-market-until) are ``date``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, date, datetime
+from typing import Any
+
+CHANNELS = ("email", "sms", "call", "mail", "push")
+
+# Most restrictive last: the combiner picks the verdict with the highest rank.
+VERDICTS = ("allow", "defer", "reroute", "block")
+VERDICT_RANK = {v: i for i, v in enumerate(VERDICTS)}
+
+DEFAULT_PURPOSES = {
+    "promotion": "marketing",
+    "price_offer": "marketing",
+    "newsletter": "marketing",
+    "event_offer": "marketing",
+    "prospecting": "sales",
+    "trade_in": "sales",
+    "upgrade_offer": "sales",
+    "service_reminder": "service",
+    "survey": "service",
+    "invoice": "billing",
+    "payment_reminder": "billing",
+    "collections": "billing",
+    "transactional": "required",
+    "safety_recall": "required",
+}
+CATEGORIES = ("marketing", "sales", "service", "billing", "required")
+
+
+def parse_datetime(value: Any) -> datetime | None:
+    """Parse an ISO 8601 time; a naive time is taken as UTC."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, date):
+        dt = datetime(value.year, value.month, value.day)
+    else:
+        text = str(value).strip()
+        if text.endswith("Z") or text.endswith("z"):
+            text = text[:-1] + "+00:00"
+        dt = datetime.fromisoformat(text)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt
+
+
+def parse_date(value: Any) -> date | None:
+    """Parse an ISO 8601 date (a full timestamp keeps only its date)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    text = str(value).strip()
+    if len(text) > 10:
+        return parse_datetime(text).date()
+    return date.fromisoformat(text)
+
+
+def _iso(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """A pointer to the source record a fact came from."""
+
+    system: str
+    type: str
+    id: str
+
+    def to_dict(self) -> dict:
+        return {"system": self.system, "type": self.type, "id": self.id}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Evidence:
+        return cls(str(data["system"]), str(data.get("type") or ""), str(data["id"]))
+
+
+def _evidence_or_none(data: Any) -> Evidence | None:
+    return Evidence.from_dict(data) if data else None
+
+
+class _Record:
+    """Shared to_dict / from_dict for the fact records below."""
+
+    _dates: tuple[str, ...] = ()
+    _datetimes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        out = {}
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if isinstance(value, Evidence):
+                value = value.to_dict()
+            out[f.name] = _iso(value)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping):
+        kwargs = {}
+        for f in fields(cls):  # type: ignore[arg-type]
+            if f.name not in data:
+                continue
+            value = data[f.name]
+            if f.name == "source":
+                value = _evidence_or_none(value)
+            elif f.name in cls._dates:
+                value = parse_date(value)
+            elif f.name in cls._datetimes:
+                value = parse_datetime(value)
+            kwargs[f.name] = value
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class Account(_Record):
+    """The company or household a person belongs to."""
+
+    id: str
+    name: str | None = None
+    domain: str | None = None
+    owner: str | None = None
+    source: Evidence | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Purchase(_Record):
+    """Something the person (or their account, ``via_account``) bought."""
+
+    product: str | None
+    at: datetime
+    category: str | None = None
+    amount: float | None = None
+    currency: str | None = None
+    via_account: bool = False
+    source: Evidence | None = None
+    _datetimes = ("at",)
+
+
+@dataclass(frozen=True, slots=True)
+class Contract(_Record):
+    """A contract held by the person or (usually) their account."""
+
+    status: str
+    start: date | None = None
+    end: date | None = None
+    owner: str | None = None
+    product: str | None = None
+    via_account: bool = True
+    source: Evidence | None = None
+    _dates = ("start", "end")
+
+
+@dataclass(frozen=True, slots=True)
+class Consent(_Record):
+    """An opt-in or opt-out for a channel (or ``*``) and purpose/category (or ``*``)."""
+
+    channel: str
+    purpose: str
+    status: str
+    at: datetime | None = None
+    source: Evidence | None = None
+    _datetimes = ("at",)
+
+
+@dataclass(frozen=True, slots=True)
+class Case(_Record):
+    """A support case or complaint."""
+
+    status: str
+    owner: str | None = None
+    subject: str | None = None
+    at: datetime | None = None
+    source: Evidence | None = None
+    _datetimes = ("at",)
+
+
+@dataclass(frozen=True, slots=True)
+class Service(_Record):
+    """A service visit on an asset, with when the next one is due."""
+
+    asset: str | None = None
+    at: datetime | None = None
+    mileage: int | None = None
+    next_due: date | None = None
+    next_due_mileage: int | None = None
+    source: Evidence | None = None
+    _datetimes = ("at",)
+    _dates = ("next_due",)
+
+
+@dataclass(frozen=True, slots=True)
+class Invoice(_Record):
+    """An invoice and whether it was sent and paid."""
+
+    number: str | None = None
+    sent_at: datetime | None = None
+    due: date | None = None
+    paid_at: datetime | None = None
+    amount: float | None = None
+    via_account: bool = False
+    source: Evidence | None = None
+    _datetimes = ("sent_at", "paid_at")
+    _dates = ("due",)
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign(_Record):
+    """A registered campaign: what it promises and who is eligible."""
+
+    id: str
+    purpose: str | None = None
+    offer: str | None = None
+    eligible_when: str | None = None
+    starts: datetime | None = None
+    ends: datetime | None = None
+    notify_owner: bool = False
+    source: Evidence | None = None
+    _datetimes = ("starts", "ends")
+
+
+_FACTS = {
+    "purchases": Purchase,
+    "contracts": Contract,
+    "consents": Consent,
+    "cases": Case,
+    "services": Service,
+    "invoices": Invoice,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """One person merged across systems, with every fact the rules read.
+
+    ``id`` is ``None`` for a recipient that matches no known person; such a
+    profile still carries bare-address consents (an opt-out for an address we
+    know nothing else about must be honoured). ``erased`` marks an address
+    whose person exercised the right to erasure.
+    """
+
+    id: str | None
+    emails: tuple[str, ...] = ()
+    phones: tuple[str, ...] = ()
+    crm_ids: Mapping[str, str] = field(default_factory=dict)
+    name: str | None = None
+    stage: str | None = None
+    owner: str | None = None
+    timezone: str | None = None
+    preferred_channel: str | None = None
+    contact_hours: str | None = None
+    replacement_cycle_years: float | None = None
+    do_not_market_until: date | None = None
+    account: Account | None = None
+    purchases: tuple[Purchase, ...] = ()
+    contracts: tuple[Contract, ...] = ()
+    consents: tuple[Consent, ...] = ()
+    cases: tuple[Case, ...] = ()
+    services: tuple[Service, ...] = ()
+    invoices: tuple[Invoice, ...] = ()
+    # Which record stated each person-level field ("replacement_cycle_years" →
+    # the Contact it was read from), so a finding can cite it.
+    field_sources: Mapping[str, Evidence] = field(default_factory=dict)
+    sources: tuple[Evidence, ...] = ()
+    erased: bool = False
+
+    @property
+    def known(self) -> bool:
+        return self.id is not None
+
+    def to_dict(self) -> dict:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "emails": list(self.emails),
+            "phones": list(self.phones),
+            "crm_ids": dict(self.crm_ids),
+            "name": self.name,
+            "stage": self.stage,
+            "owner": self.owner,
+            "timezone": self.timezone,
+            "preferred_channel": self.preferred_channel,
+            "contact_hours": self.contact_hours,
+            "replacement_cycle_years": self.replacement_cycle_years,
+            "do_not_market_until": _iso(self.do_not_market_until),
+            "account": self.account.to_dict() if self.account else None,
+        }
+        for name in _FACTS:
+            out[name] = [r.to_dict() for r in getattr(self, name)]
+        out["field_sources"] = {k: v.to_dict() for k, v in self.field_sources.items()}
+        out["sources"] = [s.to_dict() for s in self.sources]
+        out["erased"] = self.erased
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Profile:
+        kwargs: dict[str, Any] = {
+            "id": data.get("id"),
+            "emails": tuple(data.get("emails") or ()),
+            "phones": tuple(data.get("phones") or ()),
+            "crm_ids": dict(data.get("crm_ids") or {}),
+            "name": data.get("name"),
+            "stage": data.get("stage"),
+            "owner": data.get("owner"),
+            "timezone": data.get("timezone"),
+            "preferred_channel": data.get("preferred_channel"),
+            "contact_hours": data.get("contact_hours"),
+            "replacement_cycle_years": data.get("replacement_cycle_years"),
+            "do_not_market_until": parse_date(data.get("do_not_market_until")),
+            "account": Account.from_dict(data["account"]) if data.get("account") else None,
+            "field_sources": {
+                k: Evidence.from_dict(v) for k, v in (data.get("field_sources") or {}).items()
+            },
+            "sources": tuple(Evidence.from_dict(s) for s in data.get("sources") or ()),
+            "erased": bool(data.get("erased", False)),
+        }
+        for name, record in _FACTS.items():
+            kwargs[name] = tuple(record.from_dict(r) for r in data.get(name) or ())
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One intended contact of one person.
+
+    ``to`` is the recipient as the guard resolved it: a normalised email, an
+    E.164 phone number, or a reference such as ``salesforce:003…``.
+    """
+
+    channel: str
+    to: str
+    purpose: str
+    sender: str
+    at: datetime
+    campaign: str | None = None
+    template: str | None = None
+    product: str | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "channel": self.channel,
+            "to": self.to,
+            "purpose": self.purpose,
+            "sender": self.sender,
+            "campaign": self.campaign,
+            "template": self.template,
+            "product": self.product,
+            "at": self.at.isoformat(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Attempt:
+        return cls(
+            channel=data["channel"],
+            to=data["to"],
+            purpose=data["purpose"],
+            sender=data["sender"],
+            at=parse_datetime(data["at"]),
+            campaign=data.get("campaign"),
+            template=data.get("template"),
+            product=data.get("product"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """A contact that happened (or was decided) for a person.
+
+    Guard decisions carry their verdict; touches reported from other systems
+    are contacts that happened, verdict ``allow``. Frequency and duplicate
+    rules count only entries whose verdict is ``allow``.
+    """
+
+    at: datetime
+    channel: str
+    purpose: str
+    sender: str
+    campaign: str | None = None
+    template: str | None = None
+    product: str | None = None
+    verdict: str = "allow"
+    source: Evidence | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "at": self.at.isoformat(),
+            "channel": self.channel,
+            "purpose": self.purpose,
+            "sender": self.sender,
+            "campaign": self.campaign,
+            "template": self.template,
+            "product": self.product,
+            "verdict": self.verdict,
+            "source": self.source.to_dict() if self.source else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> LedgerEntry:
+        return cls(
+            at=parse_datetime(data["at"]),
+            channel=data["channel"],
+            purpose=data["purpose"],
+            sender=data["sender"],
+            campaign=data.get("campaign"),
+            template=data.get("template"),
+            product=data.get("product"),
+            verdict=data.get("verdict", "allow"),
+            source=_evidence_or_none(data.get("source")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """What one rule says about one attempt.
+
+    ``effect`` is one of VERDICTS. ``reroute`` ({"owner": …} and/or
+    {"channel": …}) accompanies effect ``reroute``; ``not_before`` accompanies
+    ``defer``. ``notify`` names an owner who must hear of the contact (a task
+    in their CRM) whatever the verdict: the campaign owner who must honour an
+    offer, the case owner of an open complaint.
+    """
+
+    rule: str
+    kind: str
+    effect: str
+    message: str
+    evidence: tuple[Evidence, ...] = ()
+    reroute: Mapping[str, str] | None = None
+    not_before: datetime | None = None
+    notify: str | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "rule": self.rule,
+            "kind": self.kind,
+            "effect": self.effect,
+            "message": self.message,
+            "evidence": [e.to_dict() for e in self.evidence],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """An owner who must be told about a contact (becomes a CRM task)."""
+
+    owner: str
+    rule: str
+    message: str
+
+    def to_dict(self) -> dict:
+        return {"owner": self.owner, "rule": self.rule, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The verdict for an attempt, with its reasons (SPEC §4)."""
+
+    verdict: str
+    person: str | None
+    reasons: tuple[Finding, ...] = ()
+    reroute: Mapping[str, str] | None = None
+    not_before: datetime | None = None
+    monitored: tuple[Finding, ...] = ()
+    policy_version: str = ""
+    decision_id: str | None = None
+    notify: tuple[Notice, ...] = ()
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        return tuple(r.rule for r in self.reasons)
+
+    def with_id(self, decision_id: str) -> Decision:
+        return replace(self, decision_id=decision_id)
+
+    def to_dict(self) -> dict:
+        return {
+            "decision_id": self.decision_id,
+            "verdict": self.verdict,
+            "person": self.person,
+            "reasons": [r.to_dict() for r in self.reasons],
+            "reroute": dict(self.reroute) if self.reroute else None,
+            "not_before": self.not_before.isoformat() if self.not_before else None,
+            "monitored": [m.to_dict() for m in self.monitored],
+            "policy_version": self.policy_version,
+            "notify": [n.to_dict() for n in self.notify],
+        }
