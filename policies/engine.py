@@ -1,0 +1,144 @@
+"""Decide one attempt: run every rule that applies, then combine what they found.
+
+The combining rule is "most restrictive wins" (block > reroute > defer >
+allow), like an effector in an access-control engine; the decision always
+carries the findings that produced it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+from policies.model import (
+    VERDICT_RANK,
+    Attempt,
+    Campaign,
+    Decision,
+    Finding,
+    LedgerEntry,
+    Notice,
+    Profile,
+)
+from policies.rules.base import Context
+
+# For a recipient we know nothing about there is no relationship to protect;
+# only the rules that carry the law still apply: opt-outs recorded against a
+# bare address, and calling hours (TCPA: 08:00-21:00 recipient time).
+STRANGER_KINDS = frozenset({"consent", "contact_window"})
+
+
+def decide(
+    attempt: Attempt,
+    profile: Profile,
+    ledger: Iterable[LedgerEntry],
+    policy,
+    now: datetime,
+    campaigns: Mapping[str, Campaign] | None = None,
+) -> Decision:
+    """Decide one attempt against the policy; the same inputs always give the same decision."""
+    if profile.erased:
+        return _erased(profile, policy)
+    ctx = Context(
+        attempt=attempt,
+        profile=profile,
+        ledger=tuple(ledger),
+        policy=policy,
+        now=now,
+        campaigns=campaigns or {},
+    )
+    reasons: list[Finding] = []
+    monitored: list[Finding] = []
+    if not profile.known:
+        reasons.append(_unknown_recipient(attempt, policy))
+    for rule in policy.rules:
+        if not profile.known and rule.kind not in STRANGER_KINDS:
+            continue
+        if not rule.applies(ctx):
+            continue
+        finding = rule.evaluate(ctx)
+        if finding is None:
+            continue
+        (reasons if rule.enforcing else monitored).append(finding)
+    return combine(reasons, monitored, person=profile.id, policy_version=policy.version)
+
+
+def combine(
+    reasons: Iterable[Finding],
+    monitored: Iterable[Finding] = (),
+    *,
+    person: str | None,
+    policy_version: str,
+) -> Decision:
+    """Combine enforcing findings into one decision: the most restrictive effect wins."""
+    reasons = tuple(reasons)
+    verdict = max((f.effect for f in reasons), key=VERDICT_RANK.__getitem__, default="allow")
+    reroute = None
+    if verdict == "reroute":
+        merged: dict[str, str] = {}
+        for finding in reasons:
+            if finding.effect == "reroute" and finding.reroute:
+                for key, value in finding.reroute.items():
+                    merged.setdefault(key, value)
+        reroute = merged or None
+    not_before = None
+    if verdict == "defer":
+        times = [f.not_before for f in reasons if f.effect == "defer" and f.not_before]
+        not_before = max(times, default=None)
+    return Decision(
+        verdict=verdict,
+        person=person,
+        reasons=reasons,
+        reroute=reroute,
+        not_before=not_before,
+        monitored=tuple(monitored),
+        policy_version=policy_version,
+        notify=_notices(reasons, verdict),
+    )
+
+
+def _notices(reasons: tuple[Finding, ...], verdict: str) -> tuple[Notice, ...]:
+    """Tell each owner what concerns them.
+
+    An owner hears of a contact that was stopped because of them (an open
+    complaint they handle), or of what actually happened: the contact was
+    rerouted to them, or a campaign's promise went out and they must honour
+    it. A reroute or promise that another rule overruled never reached the
+    person, so its owner is not bothered with it.
+    """
+    notices: list[Notice] = []
+    seen: set[tuple[str, str]] = set()
+    for finding in reasons:
+        if not finding.notify or (finding.effect != "block" and finding.effect != verdict):
+            continue
+        if (finding.notify, finding.rule) in seen:
+            continue
+        seen.add((finding.notify, finding.rule))
+        notices.append(Notice(owner=finding.notify, rule=finding.rule, message=finding.message))
+    return tuple(notices)
+
+
+def _unknown_recipient(attempt: Attempt, policy) -> Finding:
+    effect = policy.defaults.unknown_recipient
+    outcome = "may be contacted" if effect == "allow" else "are not contacted"
+    return Finding(
+        rule="unknown-recipient",
+        kind="unknown_recipient",
+        effect=effect,
+        message=f"{attempt.to} matches no known person; under this policy unknown "
+                f"recipients {outcome}.",
+    )
+
+
+def _erased(profile: Profile, policy) -> Decision:
+    # Right to erasure (GDPR Art. 17): the person asked us to forget them, so
+    # nothing goes out to this address, not even transactional messages.
+    finding = Finding(
+        rule="erased",
+        kind="erasure",
+        effect="block",
+        message="This address belongs to a person who exercised the right to erasure; "
+                "no contact of any kind may be made.",
+        evidence=tuple(profile.sources),
+    )
+    return combine([finding], person=profile.id, policy_version=policy.version)

@@ -1,0 +1,98 @@
+"""Contact window: contact only during local hours and days (TCPA calling hours)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from policies import localtime, phrases
+from policies.localtime import Hours
+from policies.model import Finding
+from policies.rules.base import ConfigError, Context, Rule
+
+# TCPA (47 CFR 64.1200(c)(1)): no telephone solicitation before 8 am or after
+# 9 pm at the called party's location. Texts are calls under the TCPA.
+TCPA_HOURS = Hours.parse("08:00-21:00")
+TCPA_CHANNELS = ("call", "sms")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContactWindow(Rule):
+    """Defer a contact outside the person's local contact hours to the next open time."""
+
+    kind: ClassVar[str] = "contact_window"
+    default_effect: ClassVar[str] = "defer"
+    allowed_effects: ClassVar[tuple[str, ...]] = ("defer",)
+
+    hours: str | None = None  # "08:00-21:00"; without it calls and texts keep TCPA hours
+    days: tuple[str, ...] = ()  # mon..sun; empty means every day
+
+    def __post_init__(self) -> None:
+        if self.hours is not None and not isinstance(self.hours, Hours):
+            try:
+                object.__setattr__(self, "hours", Hours.parse(self.hours))
+            except ValueError as exc:
+                raise ConfigError("hours", f"hours: {exc}") from None
+        try:
+            object.__setattr__(self, "days", localtime.parse_days(self.days))
+        except ValueError as exc:
+            raise ConfigError("days", f"days: {exc}") from None
+
+    def evaluate(self, ctx: Context) -> Finding | None:
+        attempt, profile = ctx.attempt, ctx.profile
+        rule_hours = self.hours
+        if rule_hours is None and attempt.channel in TCPA_CHANNELS:
+            rule_hours = TCPA_HOURS
+        person_hours = _person_hours(profile.contact_hours)
+        windows = tuple(w for w in (rule_hours, person_hours) if w is not None)
+        if not windows and not self.days:
+            return None
+        defaults = getattr(ctx.policy, "defaults", None)
+        phones = [attempt.to] if attempt.channel in TCPA_CHANNELS else []
+        zone, zone_source = localtime.resolve_zone(
+            profile.timezone, [*phones, *profile.phones],
+            getattr(defaults, "timezone", None), getattr(defaults, "region", None))
+        when = attempt.at if attempt.at > ctx.now else ctx.now
+        if localtime.is_open(when, zone, windows, self.days):
+            return None
+        opens = localtime.next_open(when, zone, windows, self.days)
+        if opens is None and person_hours is not None and rule_hours is not None:
+            # The person's hours and the rule's never meet: the rule (often the
+            # law) wins over the stated preference.
+            windows = (rule_hours,)
+            person_hours = None
+            if localtime.is_open(when, zone, windows, self.days):
+                return None
+            opens = localtime.next_open(when, zone, windows, self.days)
+        local = when.astimezone(zone)
+        allowed = " and ".join(
+            part for part in (
+                f"{rule_hours.text}" if rule_hours else "",
+                f"the person's own hours {person_hours.text}" if person_hours else "",
+            ) if part
+        ) or "any time"
+        message = (
+            f"It is {local:%H:%M} on {local:%A} {phrases.day(local)} in {zone.key} "
+            f"({zone_source}); {phrases.channel(attempt.channel)}s go out {allowed}, "
+            f"{localtime.days_text(self.days)}"
+        )
+        message += (f", so this waits until {opens:%A} {phrases.day(opens)} {opens:%H:%M}."
+                    if opens else ".")
+        evidence = (phrases.sources(profile.field_sources.get("contact_hours"))
+                    if person_hours else ())
+        return self.finding(
+            ctx, message, evidence=evidence, not_before=opens,
+            facts={"local_time": f"{local:%H:%M}", "zone": zone.key,
+                   "opens": opens.isoformat() if opens else ""},
+        )
+
+
+def _person_hours(text: str | None) -> Hours | None:
+    # Contact hours are data a rep typed in, not configuration: an unreadable
+    # value is ignored rather than stopping every contact.
+    if not text:
+        return None
+    try:
+        return Hours.parse(text)
+    except ValueError:
+        return None
