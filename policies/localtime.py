@@ -67,11 +67,13 @@ def _clock(minutes: int) -> str:
 
 
 def parse_days(names: Iterable[str]) -> tuple[int, ...]:
-    """Turn day names (mon..sun, or monday..sunday) into sorted weekday numbers."""
+    """Turn day names (mon..sun, monday..sunday, or numbers 0-6) into sorted weekday numbers."""
     numbers = set()
     for name in names:
         key = name.strip().lower() if isinstance(name, str) else name
-        if key in DAYS:
+        if isinstance(key, int) and not isinstance(key, bool) and 0 <= key <= 6:
+            numbers.add(key)
+        elif key in DAYS:
             numbers.add(DAYS.index(key))
         elif key in _LONG_DAYS:
             numbers.add(_LONG_DAYS[key])

@@ -32,6 +32,8 @@ class RelationshipOwner(Rule):
         if owners is None:
             object.__setattr__(self, "owners", ())
             return
+        if isinstance(owners, tuple):  # already converted (dataclasses.replace)
+            owners = dict(owners)
         if not isinstance(owners, Mapping):
             raise ConfigError("owners", "owners: expected a mapping of stage to owner, "
                                         "e.g. {customer: person.owner}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from dataclasses import replace
 
 import pytest
 
@@ -92,3 +93,20 @@ def test_bad_options_are_reported_with_file_and_line(rule, message):
     with pytest.raises(PolicyError) as info:
         parse_policy([("p.yaml", f"rules:\n\n  - {rule}\n")])
     assert any(str(p).startswith(message) for p in info.value.problems), info.value.problems
+
+
+def test_loaded_rules_survive_replace_as_simulations_do():
+    # `guard policy simulate` and monitor switches rebuild rules with changed
+    # fields; options converted at load time must convert again unchanged.
+    text = textwrap.dedent("""
+        rules:
+          - {id: i, kind: contact_window, hours: "22:00-06:00", days: [sat, sun]}
+          - {id: f, kind: relationship_owner, owners: {customer: account.owner}}
+          - {id: o, kind: custom, condition: "true", message: m}
+    """)
+    rules = [*load_policy(default_policy_path()).rules, *parse_policy([("p.yaml", text)]).rules]
+    for rule in rules:
+        again = replace(rule, mode="monitor")
+        assert again.mode == "monitor"
+        assert {k: getattr(again, k) for k in rule.option_fields()} == {
+            k: getattr(rule, k) for k in rule.option_fields()}, rule.id
