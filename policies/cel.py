@@ -34,12 +34,19 @@ _MACRO_VARIABLE = re.compile(
     r"\.\s*(?:all|exists|exists_one|map|filter|sortBy)\s*\(\s*([A-Za-z_]\w*)\s*,")
 
 _ACCOUNT_FIELDS = ("id", "name", "domain", "owner", "source")
+_FACT_LISTS = ("purchases", "contracts", "consents", "cases", "services", "invoices")
+_PERSON_FIELDS = (
+    "id", "emails", "phones", "crm_ids", "name", "stage", "owner", "timezone",
+    "preferred_channel", "contact_hours", "replacement_cycle_years", "do_not_market_until",
+    *_FACT_LISTS, "field_sources", "sources", "erased", "known",
+)
+_WORD = re.compile(r"[A-Za-z_]\w*")
 
 
 class Condition:
     """A CEL expression compiled once, at load time."""
 
-    __slots__ = ("source", "_program")
+    __slots__ = ("source", "_program", "_names")
 
     def __init__(self, source: str):
         if not isinstance(source, str) or not source.strip():
@@ -55,6 +62,10 @@ class Condition:
                 f"unknown variable {unknown[0]!r} in CEL (use {', '.join(VARIABLES)})"
             )
         self.source = source
+        # Handing a value to CEL costs microseconds per field, and a profile
+        # has hundreds; only the variables and fields the expression names
+        # are handed over (a field is only reachable by writing its name).
+        self._names = frozenset(_WORD.findall(source))
 
     def __repr__(self) -> str:
         return f"Condition({self.source!r})"
@@ -67,11 +78,12 @@ class Condition:
 
     def evaluate(self, ctx: Any) -> Any:
         """Evaluate against one decision's context; run-time errors propagate."""
-        return self.evaluate_with(activation(ctx))
+        return self._program.execute(variables(ctx.attempt, ctx.profile, ctx.now, ctx.category,
+                                               only=self._names))
 
     def evaluate_with(self, variables: Mapping[str, Any]) -> Any:
-        """Evaluate against ready-made variables (see ``activation``)."""
-        return self._program.execute(dict(variables))
+        """Evaluate against ready-made variables (see ``variables``)."""
+        return self._program.execute(_trimmed(variables, self._names))
 
     def holds(self, ctx: Any) -> bool:
         """Say whether the condition is true; one that fails at run time does not hold."""
@@ -89,46 +101,82 @@ def compiled(source: str) -> Condition:
     return Condition(source)
 
 
-def activation(ctx: Any) -> dict[str, Any]:
-    """Return the CEL variables for a decision context, built once per context."""
-    cache = ctx.__dict__
-    if "_cel_variables" not in cache:
-        cache["_cel_variables"] = variables(ctx.attempt, ctx.profile, ctx.now, ctx.category)
-    return cache["_cel_variables"]
-
-
 def variables(attempt: Attempt | None, profile: Profile, now: datetime,
-              category: str | None = None) -> dict[str, Any]:
-    """Build the CEL variables from an attempt, a profile and the time."""
-    person = profile.to_dict()
-    person.pop("account")
-    person["known"] = profile.known
-    person["do_not_market_until"] = _value(profile.do_not_market_until)
-    for name in ("purchases", "contracts", "consents", "cases", "services", "invoices"):
-        person[name] = [_record(r) for r in getattr(profile, name)]
-    return {
-        "attempt": _attempt(attempt, category) if attempt else {},
-        "person": person,
-        "account": _account(profile.account),
-        "now": now,
-    }
+              category: str | None = None, only: frozenset[str] | None = None
+              ) -> dict[str, Any]:
+    """Build the CEL variables from an attempt, a profile and the time.
 
+    With ``only``, variables and fields whose names are not in it are left out.
+    """
+    def keep(name: str) -> bool:
+        return only is None or name in only
 
-def _attempt(attempt: Attempt, category: str | None) -> dict[str, Any]:
-    out = attempt.to_dict()
-    out["at"] = attempt.at
-    out["category"] = category
+    out: dict[str, Any] = {}
+    if keep("attempt"):
+        out["attempt"] = _attempt(attempt, category, keep) if attempt else {}
+    if keep("person"):
+        out["person"] = _person(profile, keep)
+    if keep("account"):
+        out["account"] = _account(profile.account, keep)
+    if keep("now"):
+        out["now"] = now
     return out
 
 
-def _account(account: Account | None) -> dict[str, Any]:
+def _trimmed(variables: Mapping[str, Any], names: frozenset[str]) -> dict[str, Any]:
+    out = {}
+    for name, value in variables.items():
+        if name not in names:
+            continue
+        if name != "now" and isinstance(value, Mapping):
+            value = {k: ([_kept(r, names) for r in v] if k in _FACT_LISTS else v)
+                     for k, v in value.items() if k in names}
+        out[name] = value
+    return out
+
+
+def _kept(record: Any, names: frozenset[str]) -> Any:
+    if isinstance(record, Mapping):
+        return {k: v for k, v in record.items() if k in names}
+    return record
+
+
+def _person(profile: Profile, keep) -> dict[str, Any]:
+    person: dict[str, Any] = {}
+    for name in _PERSON_FIELDS:
+        if not keep(name):
+            continue
+        if name == "known":
+            person[name] = profile.known
+        elif name in _FACT_LISTS:
+            person[name] = [_record(r, keep) for r in getattr(profile, name)]
+        elif name == "crm_ids":
+            person[name] = dict(profile.crm_ids)
+        elif name == "field_sources":
+            person[name] = {k: v.to_dict() for k, v in profile.field_sources.items()}
+        elif name == "sources":
+            person[name] = [s.to_dict() for s in profile.sources]
+        else:
+            person[name] = _value(getattr(profile, name))
+    return person
+
+
+def _attempt(attempt: Attempt, category: str | None, keep) -> dict[str, Any]:
+    out = attempt.to_dict()
+    out["at"] = attempt.at
+    out["category"] = category
+    return {k: v for k, v in out.items() if keep(k)}
+
+
+def _account(account: Account | None, keep) -> dict[str, Any]:
     if account is None:
-        return dict.fromkeys(_ACCOUNT_FIELDS)
-    return _record(account)
+        return dict.fromkeys(f for f in _ACCOUNT_FIELDS if keep(f))
+    return _record(account, keep)
 
 
-def _record(record: Any) -> dict[str, Any]:
-    return {name: _value(getattr(record, name)) for name in record.__dataclass_fields__}
+def _record(record: Any, keep) -> dict[str, Any]:
+    return {name: _value(getattr(record, name)) for name in record.__dataclass_fields__
+            if keep(name)}
 
 
 def _value(value: Any) -> Any:

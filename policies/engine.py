@@ -49,12 +49,13 @@ def decide(
     )
     reasons: list[Finding] = []
     monitored: list[Finding] = []
-    if not profile.known:
+    known = profile.known
+    if not known:
         reasons.append(_unknown_recipient(attempt, policy))
-    for rule in policy.rules:
-        if not profile.known and rule.kind not in STRANGER_KINDS:
+    for rule in policy.rules_for(attempt):
+        if not known and rule.kind not in STRANGER_KINDS:
             continue
-        if not rule.applies(ctx):
+        if rule.when is not None and not rule.when.holds(ctx):
             continue
         finding = rule.evaluate(ctx)
         if finding is None:

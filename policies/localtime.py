@@ -163,18 +163,18 @@ def next_open(moment: datetime, zone: ZoneInfo, windows: Iterable[Hours],
     if is_open(moment, zone, windows, days):
         return moment.astimezone(zone)
     local_day = moment.astimezone(zone).date()
-    starts = [time(0, 0), *(w.opens for w in windows)]
-    candidates = set()
+    starts = sorted({time(0, 0), *(w.opens for w in windows)})
+    # A local day's candidates all come before the next day's (a start in a
+    # gap moves only to the gap's end, the same day), so the first open
+    # candidate of the first day that has one is the answer.
     for offset in range(_HORIZON_DAYS):
         on = local_day + timedelta(days=offset)
-        for start in starts:
-            # (Candidates stay in UTC: same-zone aware times compare by wall clock.)
-            at = _first_real(datetime.combine(on, start, tzinfo=zone), zone)
-            if at > moment:
-                candidates.add(at)
-    for candidate in sorted(candidates):
-        if is_open(candidate, zone, windows, days):
-            return candidate.astimezone(zone)
+        # (Candidates stay in UTC: same-zone aware times compare by wall clock.)
+        candidates = {_first_real(datetime.combine(on, start, tzinfo=zone), zone)
+                      for start in starts}
+        for candidate in sorted(candidates):
+            if candidate > moment and is_open(candidate, zone, windows, days):
+                return candidate.astimezone(zone)
     return None
 
 

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -23,7 +24,7 @@ import phonenumbers
 import yaml
 
 from policies.cel import Condition
-from policies.model import CATEGORIES, CHANNELS, DEFAULT_PURPOSES
+from policies.model import CATEGORIES, CHANNELS, DEFAULT_PURPOSES, Attempt
 from policies.rules.base import ConfigError, Rule, Scope, convert
 
 TOP_LEVEL_KEYS = ("description", "purposes", "senders", "ownership", "defaults", "rules")
@@ -44,6 +45,8 @@ MIN_LEDGER_WINDOW = timedelta(days=30)
 # Rule kinds that read the ledger (their durations bound how far back it is fetched).
 LEDGER_KINDS = frozenset({"frequency_cap", "duplicate_content", "prerequisite"})
 CAMPAIGN_KINDS = frozenset({"campaign_registry"})
+# Senders may be open-ended (dealer:<id>); bound the scope memo all the same.
+_RULES_FOR_LIMIT = 4096
 
 _RULE_ID = re.compile(r"^[a-z0-9][a-z0-9_.:-]*$")
 _SENDER = re.compile(r"^[A-Za-z0-9_.:*?\[\]-]+$")
@@ -96,13 +99,32 @@ class Policy:
         """Return the category of a purpose, or None for a purpose the policy does not know."""
         return self.purposes.get(purpose)
 
+    def rules_for(self, attempt: Attempt) -> tuple[Rule, ...]:
+        """Return the rules whose scope takes the attempt, in policy order.
+
+        Scope depends only on purpose, channel and sender, so the answer is
+        worked out once per combination and kept; the hot path then skips
+        every rule that could never apply.
+        """
+        key = (attempt.purpose, attempt.channel, attempt.sender)
+        # A frozen dataclass still has a __dict__; the memo is not a field.
+        memo = self.__dict__.setdefault("_rules_for", {})
+        found = memo.get(key)
+        if found is None:
+            category = self.category(attempt.purpose)
+            found = tuple(r for r in self.rules if r.in_scope(attempt, category))
+            if len(memo) >= _RULES_FOR_LIMIT:
+                memo.clear()
+            memo[key] = found
+        return found
+
     def knows_sender(self, sender: str) -> bool:
         """Say whether a sender is a declared unit or matches a declared pattern."""
         return isinstance(sender, str) and any(
             sender == s or fnmatch.fnmatchcase(sender, s) for s in self.senders
         )
 
-    @property
+    @cached_property
     def ledger_window(self) -> timedelta:
         """How far back any rule looks into the ledger (at least 30 days)."""
         longest = MIN_LEDGER_WINDOW
@@ -111,7 +133,7 @@ class Policy:
                 longest = max([longest, *_durations(rule)])
         return longest
 
-    @property
+    @cached_property
     def campaign_needed(self) -> bool:
         """Say whether any rule reads registered campaigns."""
         return any(r.kind in CAMPAIGN_KINDS or getattr(r, "reads_campaigns", False)

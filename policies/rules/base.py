@@ -182,15 +182,17 @@ class Rule:
 
     def applies(self, ctx: Context) -> bool:
         """Say whether this rule looks at the attempt at all (scope, then condition)."""
-        if self.exempt_required and ctx.category == "required" and not (
-            ctx.attempt.purpose in self.scope.purposes or "required" in self.scope.categories
+        if not self.in_scope(ctx.attempt, ctx.category):
+            return False
+        return self.when is None or self.when.holds(ctx)
+
+    def in_scope(self, attempt: Attempt, category: str | None) -> bool:
+        """Say whether the scope takes the attempt; depends only on purpose, channel, sender."""
+        if self.exempt_required and category == "required" and not (
+            attempt.purpose in self.scope.purposes or "required" in self.scope.categories
         ):
             return False
-        if not self.scope.matches(ctx.attempt, ctx.category):
-            return False
-        if self.when is not None and not self.when.holds(ctx):
-            return False
-        return True
+        return self.scope.matches(attempt, category)
 
     def evaluate(self, ctx: Context) -> Finding | None:  # pragma: no cover - abstract
         raise NotImplementedError
