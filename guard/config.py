@@ -1,0 +1,86 @@
+"""Settings: defaults, then an optional file, then ``GUARD_*`` environment, then the caller's.
+
+``app.config.from_prefixed_env("GUARD")`` strips the prefix, so
+``GUARD_DATABASE_URL`` becomes ``DATABASE_URL``, ``GUARD_POLICY`` becomes
+``POLICY`` and so on. Values that look like JSON are parsed as JSON by Flask;
+``normalise`` turns the ones that must stay text back into text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+DEFAULTS: dict[str, Any] = {
+    # The embedded default: an SQLite file in the working directory, migrated at start-up.
+    "DATABASE_URL": "sqlite:///guard.db",
+    # A policy file or folder; None means the shipped policies/default.yaml.
+    "POLICY": None,
+    # Bootstraps one admin key (idempotent; changing it revokes the previous one).
+    "ADMIN_KEY": None,
+    # 100,000 screened recipients are a few MB of JSON; leave room for long addresses.
+    "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
+    "SCREEN_MAX_RECIPIENTS": 1_000_000,
+    "EVENTS_MAX_BATCH": 10_000,
+    # How many screen results are joined into one chunk of the streamed response.
+    "SCREEN_CHUNK": 500,
+    "JSON_SORT_KEYS": False,
+}
+
+# Settings that are text even when they look like JSON numbers or booleans.
+_TEXT = ("DATABASE_URL", "POLICY", "ADMIN_KEY")
+_INTEGERS = ("MAX_CONTENT_LENGTH", "SCREEN_MAX_RECIPIENTS", "EVENTS_MAX_BATCH", "SCREEN_CHUNK")
+
+
+class ConfigurationError(RuntimeError):
+    """A setting that stops the service from starting; the message says which and why."""
+
+
+def load(app: Flask, config: Mapping[str, Any] | None = None) -> None:
+    """Fill ``app.config`` from defaults, ``GUARD_CONFIG`` file, environment and ``config``."""
+    app.config.from_mapping(DEFAULTS)
+    path = os.environ.get("GUARD_CONFIG")
+    if path:
+        _load_file(app, Path(path))
+    app.config.from_prefixed_env("GUARD")
+    if config:
+        app.config.from_mapping(config)
+    normalise(app.config)
+
+
+def _load_file(app: Flask, path: Path) -> None:
+    """Read a TOML or JSON settings file (keys without the GUARD_ prefix)."""
+    try:
+        if path.suffix == ".toml":
+            app.config.from_file(str(path), load=tomllib.load, text=False)
+        else:
+            app.config.from_file(str(path), load=json.load)
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"GUARD_CONFIG: cannot read {path}: {exc}") from None
+
+
+def normalise(config: dict[str, Any]) -> None:
+    """Coerce settings to their types, raising ConfigurationError naming the bad one."""
+    for key in _TEXT:
+        value = config.get(key)
+        if value is not None and not isinstance(value, str):
+            config[key] = json.dumps(value) if isinstance(value, bool) else str(value)
+        if config.get(key) == "":
+            config[key] = None if key != "DATABASE_URL" else DEFAULTS[key]
+    for key in _INTEGERS:
+        value = config.get(key)
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ConfigurationError(
+                f"GUARD_{key}: expected a whole number, got {value!r}"
+            ) from None
+        if number <= 0:
+            raise ConfigurationError(f"GUARD_{key}: must be positive, got {number}")
+        config[key] = number

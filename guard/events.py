@@ -1,0 +1,723 @@
+"""Validate the events of SPEC §6, one at a time, into normalised records.
+
+``parse_event(raw, policy)`` either returns an ``Event`` whose fields are
+normalised (emails lower-cased, phones in E.164, times in ISO 8601 UTC) or
+raises ``InvalidField`` naming the field, e.g. ``purchase.at: not a date:
+'not a date'``. Any event may carry ``"deleted": true`` to retract the record
+with that source (connectors send these for deleted or archived CRM records).
+``ingest(conn, events, policy, now, salt)`` stores a batch: each event whole
+or not at all (a savepoint per event), the valid rest of the batch kept, and
+each touched person's profile rebuilt once at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from guard.db import (
+    accounts,
+    campaigns,
+    erasures,
+    identities,
+    ledger,
+    owner_tasks,
+    people,
+    person_aliases,
+    records,
+)
+from guard.errors import InvalidField
+from guard.identity import (
+    Ref,
+    address,
+    crm_refs,
+    erasure_hash,
+    normalize_email,
+    normalize_phone,
+    reference,
+    source_ref,
+)
+from guard.ledger import delete_touch, upsert_touch
+from policies.model import (
+    CATEGORIES,
+    CHANNELS,
+    Account,
+    Campaign,
+    Evidence,
+    Profile,
+    parse_date,
+    parse_datetime,
+)
+
+STAGES = ("prospect", "opportunity", "customer")
+CONSENT_STATUSES = ("opt_in", "opt_out")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where an event's record lives: system, record type (optional) and id."""
+
+    system: str
+    type: str
+    id: str
+
+    @property
+    def evidence(self) -> Evidence:
+        return Evidence(self.system, self.type, self.id)
+
+    @property
+    def key(self) -> str:
+        return f"{self.system}:{self.type}:{self.id}"
+
+    def to_dict(self) -> dict:
+        out = {"system": self.system, "id": self.id}
+        if self.type:
+            out["type"] = self.type
+        return out
+
+
+@dataclass(frozen=True)
+class Event:
+    """One validated event: its type, source, normalised fields and references."""
+
+    type: str
+    source: Source
+    fields: dict = field(default_factory=dict)
+    deleted: bool = False
+    person: Ref | None = None  # whom a fact is about (kind "email"/"phone" for bare consents)
+    account: Ref | None = None  # the account it is about (a source reference)
+    identities: tuple[Ref, ...] = ()  # person events: every identity the record states
+
+
+# --- field converters: each returns the normalised value or raises ValueError -------------
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"expected text, got {value!r}")
+    text = str(value).strip()
+    if not text:
+        raise ValueError("must not be empty")
+    return text
+
+
+def _datetime(value: Any) -> str:
+    try:
+        parsed = parse_datetime(value)
+    except (TypeError, ValueError):
+        parsed = None
+    if parsed is None:
+        raise ValueError(f"not a date: {value!r}")
+    return parsed.astimezone(UTC).isoformat()
+
+
+def _date(value: Any) -> str:
+    try:
+        parsed = parse_date(value)
+    except (TypeError, ValueError):
+        parsed = None
+    if parsed is None:
+        raise ValueError(f"not a date: {value!r}")
+    return parsed.isoformat()
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"not a number: {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"not a number: {value!r}") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ValueError(f"not a number: {value!r}")
+    return number
+
+
+def _integer(value: Any) -> int:
+    number = _number(value)
+    if number != int(number):
+        raise ValueError(f"not a whole number: {value!r}")
+    return int(number)
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.strip().lower() in ("true", "1", "yes")
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _one_of(*choices: str) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    return convert
+
+
+def _timezone(value: Any) -> str:
+    text = _text(value)
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"not a time zone: {value!r}") from None
+    return text
+
+
+def _hours(value: Any) -> str:
+    text = _text(value)
+    parts = text.replace(" ", "").split("-")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        for part in parts:
+            hours, minutes = part.split(":")
+            if not (0 <= int(hours) <= 24 and 0 <= int(minutes) < 60):
+                raise ValueError
+    except ValueError:
+        raise ValueError(f"expected hours like '09:00-18:00', got {value!r}") from None
+    return "-".join(parts)
+
+
+def _cel(value: Any) -> str:
+    from policies.cel import Condition
+
+    text = _text(value)
+    Condition(text)
+    return text
+
+
+def _list(value: Any) -> list:
+    if value is None:
+        return []
+    if isinstance(value, (str, int)):
+        return [value]
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"expected a list, got {value!r}")
+    return [v for v in value if v not in (None, "")]
+
+
+# Optional fields of each type and their converters; references and required
+# fields are handled in the parsers below.
+FIELDS: dict[str, dict[str, Callable[[Any], Any]]] = {
+    "person": {"name": _text, "stage": _one_of(*STAGES), "owner": _text,
+               "timezone": _timezone, "preferred_channel": _one_of(*CHANNELS),
+               "contact_hours": _hours, "replacement_cycle_years": _number,
+               "do_not_market_until": _date},
+    "account": {"name": _text, "domain": _text, "owner": _text},
+    "purchase": {"product": _text, "category": _text, "at": _datetime, "amount": _number,
+                 "currency": _text},
+    "contract": {"status": _text, "start": _date, "end": _date, "owner": _text,
+                 "product": _text},
+    "consent": {"at": _datetime},
+    "case": {"status": _one_of("open", "closed"), "owner": _text, "subject": _text,
+             "at": _datetime},
+    "service": {"asset": _text, "at": _datetime, "mileage": _integer, "next_due": _date,
+                "next_due_mileage": _integer},
+    "invoice": {"number": _text, "sent_at": _datetime, "due": _date, "paid_at": _datetime,
+                "amount": _number},
+    "touch": {"channel": _one_of(*CHANNELS), "purpose": _text, "sender": _text,
+              "at": _datetime, "campaign": _text, "template": _text, "product": _text},
+    "campaign": {"id": _text, "purpose": _text, "offer": _text, "eligible_when": _cel,
+                 "starts": _datetime, "ends": _datetime, "notify_owner": _bool},
+    "erase": {},
+}
+REQUIRED = {
+    "purchase": ("at",),
+    "contract": ("status",),
+    "consent": (),
+    "case": ("status",),
+    "touch": ("channel", "purpose", "sender", "at"),
+    "campaign": ("id",),
+}
+# Which reference each type needs: "person", "account", "either" or "" (none).
+REFERENCES = {"person": "", "account": "", "purchase": "either", "contract": "either",
+              "consent": "person", "case": "person", "service": "person",
+              "invoice": "either", "touch": "person", "campaign": "", "erase": "person"}
+TYPES = tuple(FIELDS)
+
+
+def parse_event(raw: Any, policy) -> Event:
+    """Validate one event against the policy's vocabulary; raise InvalidField naming the field."""
+    if not isinstance(raw, Mapping):
+        raise InvalidField("event", f"expected an object, got {type(raw).__name__}")
+    kind = raw.get("type")
+    if not isinstance(kind, str) or kind not in FIELDS:
+        raise InvalidField("type", f"unknown event type {kind!r} (known: {', '.join(TYPES)})")
+    source = _source(raw.get("source"), kind)
+    try:
+        deleted = _bool(raw.get("deleted", False))
+    except ValueError as exc:
+        raise InvalidField(f"{kind}.deleted", str(exc)) from None
+    if deleted:
+        return Event(kind, source, deleted=True)
+    region = policy.defaults.region
+    fields: dict[str, Any] = {}
+    for name, convert in FIELDS[kind].items():
+        value = raw.get(name)
+        if value is None or value == "":
+            if name in REQUIRED.get(kind, ()):
+                raise InvalidField(f"{kind}.{name}", "required")
+            continue
+        try:
+            fields[name] = convert(value)
+        except ValueError as exc:
+            raise InvalidField(f"{kind}.{name}", str(exc)) from None
+    for name in REQUIRED.get(kind, ()):
+        if name not in fields:
+            raise InvalidField(f"{kind}.{name}", "required")
+    parse_extra = _EXTRA.get(kind)
+    identities: tuple[Ref, ...] = ()
+    if parse_extra:
+        identities = parse_extra(kind, raw, fields, policy, source)
+    person, account = _references(kind, raw, region)
+    return Event(kind, source, fields, False, person, account, identities)
+
+
+def _source(value: Any, kind: str) -> Source:
+    if not isinstance(value, Mapping):
+        raise InvalidField(f"{kind}.source", "required: give {\"system\", \"id\"}")
+    system, record_id = value.get("system"), value.get("id")
+    if not isinstance(system, str) or not system.strip():
+        raise InvalidField(f"{kind}.source.system", "required")
+    if isinstance(record_id, bool) or not isinstance(record_id, (str, int)) or \
+            not str(record_id).strip():
+        raise InvalidField(f"{kind}.source.id", "required")
+    record_type = value.get("type") or ""
+    if not isinstance(record_type, str):
+        raise InvalidField(f"{kind}.source.type", f"expected text, got {record_type!r}")
+    return Source(system.strip().lower(), record_type.strip(), str(record_id).strip())
+
+
+def _references(kind: str, raw: Mapping, region: str | None) -> tuple[Ref | None, Ref | None]:
+    need = REFERENCES[kind]
+    person = account = None
+    if raw.get("person") not in (None, "") and need in ("person", "either"):
+        try:
+            person = reference(raw["person"], region)
+        except ValueError as exc:
+            raise InvalidField(f"{kind}.person", str(exc)) from None
+    if raw.get("account") not in (None, "") and (need == "either" or kind == "person"):
+        account = _account_ref(kind, raw["account"])
+    if kind == "consent" and person is None:
+        # An opt-out for an address we know nothing else about must still be honoured.
+        for name in ("email", "phone"):
+            if raw.get(name) not in (None, ""):
+                try:
+                    person = address(raw[name], region) if isinstance(raw[name], str) \
+                        else reference({name: raw[name]}, region)
+                except ValueError as exc:
+                    raise InvalidField(f"consent.{name}", str(exc)) from None
+                if person.kind != name:
+                    raise InvalidField(f"consent.{name}", f"not an {name}: {raw[name]!r}")
+                break
+        if person is None:
+            raise InvalidField("consent.person", "required (or a bare email or phone)")
+    if need == "person" and person is None:
+        raise InvalidField(f"{kind}.person", "required")
+    if need == "either" and person is None and account is None:
+        raise InvalidField(f"{kind}.person", "required: give person or account")
+    return person, account
+
+
+def _account_ref(kind: str, value: Any) -> Ref:
+    if isinstance(value, Mapping) and value.get("system") and value.get("id") not in (None, ""):
+        return source_ref(value["system"], value["id"])
+    raise InvalidField(f"{kind}.account", f"expected {{\"system\", \"id\"}}, got {value!r}")
+
+
+def _person_extra(kind: str, raw: Mapping, fields: dict, policy, source: Source
+                  ) -> tuple[Ref, ...]:
+    region = policy.defaults.region
+    found: list[Ref] = [source_ref(source.system, source.id)]
+    for name in ("emails", "phones"):
+        try:
+            values = _list(raw.get(name))
+        except ValueError as exc:
+            raise InvalidField(f"person.{name}", str(exc)) from None
+        normalised = []
+        kind = "email" if name == "emails" else "phone"
+        for index, value in enumerate(values):
+            try:
+                if not isinstance(value, str):
+                    raise ValueError(f"expected text, got {value!r}")
+                text = normalize_email(value) if kind == "email" \
+                    else normalize_phone(value, region)
+            except ValueError as exc:
+                raise InvalidField(f"person.{name}.{index}", str(exc)) from None
+            if text not in normalised:
+                normalised.append(text)
+                found.append(Ref(kind, text))
+        fields[name] = normalised
+    try:
+        crm = crm_refs(raw.get("crm_ids"))
+    except ValueError as exc:
+        raise InvalidField("person.crm_ids", str(exc)) from None
+    fields["crm_ids"] = {}
+    for ref in crm:
+        system, record_id = ref.value.split(":", 1)
+        fields["crm_ids"].setdefault(system, record_id)
+        if ref not in found:
+            found.append(ref)
+    if source.system in ("salesforce", "hubspot"):
+        fields["crm_ids"].setdefault(source.system, source.id)
+    return tuple(found)
+
+
+def _consent_extra(kind: str, raw: Mapping, fields: dict, policy, source: Source
+                   ) -> tuple[Ref, ...]:
+    channel = raw.get("channel")
+    if channel in (None, ""):
+        raise InvalidField("consent.channel", "required (a channel or '*')")
+    if channel != "*" and channel not in policy.channels:
+        raise InvalidField("consent.channel", f"unknown channel {channel!r} (known: "
+                                              f"{', '.join(policy.channels)}, *)")
+    purpose = raw.get("purpose")
+    if purpose in (None, ""):
+        raise InvalidField("consent.purpose", "required (a purpose, a category or '*')")
+    if purpose != "*" and purpose not in policy.purposes and purpose not in CATEGORIES:
+        raise InvalidField("consent.purpose", f"unknown purpose or category {purpose!r}")
+    status = raw.get("status")
+    if status not in CONSENT_STATUSES:
+        raise InvalidField("consent.status", f"expected opt_in or opt_out, got {status!r}")
+    fields.update(channel=channel, purpose=purpose, status=status)
+    return ()
+
+
+def _touch_extra(kind: str, raw: Mapping, fields: dict, policy, source: Source
+                 ) -> tuple[Ref, ...]:
+    if fields["purpose"] not in policy.purposes:
+        raise InvalidField("touch.purpose", f"unknown purpose {fields['purpose']!r}")
+    return ()
+
+
+_EXTRA = {"person": _person_extra, "consent": _consent_extra, "touch": _touch_extra}
+
+
+# --- storing ----------------------------------------------------------------------------
+
+# Accounts and campaigns first, then people, then what refers to them; erasures last,
+# so a batch that names a person and erases them leaves nothing behind.
+_ORDER = {"account": 0, "campaign": 0, "person": 1, "erase": 3}
+_FACT_TYPES = ("purchase", "contract", "consent", "case", "service", "invoice")
+
+
+def ingest(conn: Connection, raw_events: Sequence[Any], policy, now: datetime, salt: bytes
+           ) -> dict:
+    """Store a batch of events; return ``{"accepted", "rejected": [{index, source, detail}]}``."""
+    store = _Store(conn, policy, now, salt)
+    accepted = 0
+    rejected = []
+    order = sorted(range(len(raw_events)), key=lambda i: (_rank(raw_events[i]), i))
+    for index in order:
+        raw = raw_events[index]
+        try:
+            event = parse_event(raw, policy)
+            with conn.begin_nested():
+                store.apply(event)
+        except InvalidField as exc:
+            source = raw.get("source") if isinstance(raw, Mapping) else None
+            rejected.append({"index": index, "source": source, "detail": exc.detail})
+            continue
+        accepted += 1
+    store.finish()
+    rejected.sort(key=lambda r: r["index"])
+    return {"accepted": accepted, "rejected": rejected}
+
+
+def _rank(raw: Any) -> int:
+    kind = raw.get("type") if isinstance(raw, Mapping) else None
+    return _ORDER.get(kind, 2) if isinstance(kind, str) else 2
+
+
+def new_person_id() -> str:
+    """Return a fresh person id."""
+    return "per_" + secrets.token_hex(10)
+
+
+def account_id_for(ref: Ref) -> str:
+    """Return the stable account id of an account's source reference."""
+    return "acc_" + hashlib.sha256(ref.value.encode()).hexdigest()[:20]
+
+
+def resolve_person(conn: Connection, ref: Ref) -> str | None:
+    """Return the id of the live person a reference names, or None (one query)."""
+    if ref.kind == "person":
+        query = sa.union_all(
+            sa.select(people.c.id.label("id")).where(people.c.id == ref.value),
+            sa.select(person_aliases.c.person_id.label("id"))
+            .where(person_aliases.c.alias == ref.value),
+        )
+        return conn.execute(query).scalar()
+    return conn.execute(
+        sa.select(identities.c.person_id)
+        .where(identities.c.kind == ref.kind, identities.c.value == ref.value)
+    ).scalar()
+
+
+def describe(ref: Ref) -> str:
+    """Say what a reference named, for an error message."""
+    return {"email": "email", "phone": "phone", "ref": "id", "person": "person"}[ref.kind] + \
+        f" {ref.value}"
+
+
+_ERASED_FIELD = {"email": "emails", "phone": "phones", "ref": "crm_ids"}
+
+
+class _Store:
+    """Applies validated events inside the caller's transaction; tracks whom to rebuild."""
+
+    def __init__(self, conn: Connection, policy, now: datetime, salt: bytes):
+        self.conn, self.policy, self.now, self.salt = conn, policy, now, salt
+        self.people: set[str] = set()
+        self.accounts: set[str] = set()
+
+    def apply(self, event: Event) -> None:
+        if event.deleted:
+            self._retract(event)
+        elif event.type == "person":
+            self._person(event)
+        elif event.type == "account":
+            self._account(event)
+        elif event.type == "campaign":
+            self._campaign(event)
+        elif event.type == "touch":
+            self._touch(event)
+        elif event.type == "erase":
+            self._erase(event)
+        else:
+            self._fact(event)
+
+    def finish(self) -> None:
+        from guard.profiles import rebuild
+
+        if self.accounts:
+            members = self.conn.execute(
+                sa.select(records.c.person_id).distinct()
+                .where(records.c.type == "person", records.c.account_id.in_(self.accounts),
+                       records.c.person_id.is_not(None))
+            ).scalars()
+            self.people.update(members)
+        rebuild(self.conn, self.people, self.policy, self.now)
+
+    # -- records ---------------------------------------------------------------------
+
+    def _record(self, event: Event) -> Mapping | None:
+        source = event.source
+        return self.conn.execute(
+            sa.select(records).where(
+                records.c.source_system == source.system, records.c.source_type == source.type,
+                records.c.source_id == source.id, records.c.type == event.type)
+        ).mappings().first()
+
+    def _upsert(self, event: Event, payload: dict, *, person_id: str | None = None,
+                account_id: str | None = None, address: str | None = None) -> Mapping | None:
+        old = self._record(event)
+        values = {"payload": payload, "person_id": person_id, "account_id": account_id,
+                  "address": address, "updated_at": self.now}
+        if old is None:
+            source = event.source
+            self.conn.execute(sa.insert(records).values(
+                source_system=source.system, source_type=source.type, source_id=source.id,
+                type=event.type, **values))
+        else:
+            self.conn.execute(sa.update(records).where(records.c.id == old["id"])
+                              .values(**values))
+            self._touch_owner_of(old)
+        return old
+
+    def _touch_owner_of(self, row: Mapping) -> None:
+        if row["person_id"]:
+            self.people.add(row["person_id"])
+        if row["account_id"] and row["type"] != "person":
+            self.accounts.add(row["account_id"])
+
+    def _retract(self, event: Event) -> None:
+        old = self._record(event)
+        if old is None:
+            return  # retracting what we never had is already done
+        self.conn.execute(sa.delete(records).where(records.c.id == old["id"]))
+        self._touch_owner_of(old)
+        if event.type == "touch":
+            delete_touch(self.conn, event.source.key)
+        elif event.type == "campaign":
+            self.conn.execute(sa.delete(campaigns)
+                              .where(campaigns.c.record_key == event.source.key))
+        elif event.type == "account":
+            self.accounts.add(old["account_id"])
+            self.conn.execute(sa.update(accounts).where(accounts.c.id == old["account_id"])
+                              .values(account=None, updated_at=self.now))
+
+    # -- erasure -----------------------------------------------------------------------
+
+    def _erased_on(self, ref: Ref) -> str | None:
+        at = self.conn.execute(
+            sa.select(erasures.c.erased_at).where(erasures.c.hash == erasure_hash(self.salt, ref))
+        ).scalar()
+        return parse_datetime(at).date().isoformat() if at is not None else None
+
+    def _refuse_erased(self, kind: str, refs: Sequence[Ref]) -> None:
+        for ref in refs:
+            when = self._erased_on(ref)
+            if when:
+                name = f"{kind}.{_ERASED_FIELD.get(ref.kind, 'source')}" if kind == "person" \
+                    else f"{kind}.{ref.kind}"
+                what = "address" if ref.kind in ("email", "phone") else "record"
+                raise InvalidField(name, f"{what} was erased on {when} (right to erasure); "
+                                         "it is not stored again")
+
+    def _erase(self, event: Event) -> None:
+        ref = event.person
+        person_id = resolve_person(self.conn, ref)
+        if person_id is None:
+            if ref.kind != "person" and self._erased_on(ref):
+                return  # erased before: erasing again changes nothing
+            raise InvalidField("erase.person", f"no person matches {describe(ref)}")
+        erase_person(self.conn, person_id, self.salt, self.now)
+        self.people.discard(person_id)
+
+    # -- people and accounts -----------------------------------------------------------
+
+    def _person(self, event: Event) -> None:
+        self._refuse_erased("person", event.identities)
+        old = self._record(event)
+        found: list[str] = []
+        if old is not None and old["person_id"]:
+            current = resolve_person(self.conn, Ref("person", old["person_id"]))
+            if current:
+                found.append(current)
+        missing = []
+        for ref in event.identities:
+            person_id = resolve_person(self.conn, ref)
+            if person_id is None:
+                missing.append(ref)
+            elif person_id not in found:
+                found.append(person_id)
+        if not found:
+            winner = new_person_id()
+            self.conn.execute(sa.insert(people).values(
+                id=winner, profile={"id": winner}, erased=False, created_at=self.now,
+                updated_at=self.now))
+        else:
+            winner = found[0]
+            for loser in found[1:]:
+                merge_people(self.conn, loser, winner)
+                self.people.discard(loser)
+        for ref in missing:
+            self.conn.execute(sa.insert(identities).values(kind=ref.kind, value=ref.value,
+                                                           person_id=winner))
+        account_id = self._account_ref(event.account) if event.account else None
+        payload = {**event.fields, "identities": [[r.kind, r.value] for r in event.identities]}
+        self._upsert(event, payload, person_id=winner, account_id=account_id)
+        self.people.add(winner)
+
+    def _account_ref(self, ref: Ref) -> str:
+        # A person or contract may name its account before the account's own event
+        # arrives (CRMs sync objects in separate streams); the account row waits for it.
+        account_id = account_id_for(ref)
+        exists = self.conn.execute(
+            sa.select(accounts.c.id).where(accounts.c.id == account_id)).scalar()
+        if exists is None:
+            self.conn.execute(sa.insert(accounts).values(id=account_id, ref=ref.value,
+                                                         account=None, updated_at=self.now))
+        return account_id
+
+    def _account(self, event: Event) -> None:
+        ref = source_ref(event.source.system, event.source.id)
+        account_id = self._account_ref(ref)
+        account = Account(id=account_id, source=event.source.evidence,
+                          **{k: event.fields.get(k) for k in ("name", "domain", "owner")})
+        self.conn.execute(sa.update(accounts).where(accounts.c.id == account_id)
+                          .values(account=account.to_dict(), updated_at=self.now))
+        self._upsert(event, dict(event.fields), account_id=account_id)
+        self.accounts.add(account_id)
+
+    # -- facts, touches, campaigns -----------------------------------------------------
+
+    def _fact(self, event: Event) -> None:
+        person_id = address = None
+        ref = event.person
+        if ref is not None:
+            person_id = resolve_person(self.conn, ref)
+            bare = event.type == "consent" and ref.kind in ("email", "phone")
+            if person_id is None and not bare:
+                raise InvalidField(f"{event.type}.person", f"no person matches {describe(ref)}")
+            if bare:
+                self._refuse_erased(event.type, [ref])
+                address = ref.value
+        account_id = self._account_ref(event.account) if event.account else None
+        self._upsert(event, dict(event.fields), person_id=person_id, account_id=account_id,
+                     address=address)
+        if person_id:
+            self.people.add(person_id)
+        if account_id:
+            self.accounts.add(account_id)
+
+    def _touch(self, event: Event) -> None:
+        person_id = resolve_person(self.conn, event.person)
+        if person_id is None:
+            raise InvalidField("touch.person", f"no person matches {describe(event.person)}")
+        self._upsert(event, dict(event.fields), person_id=person_id)
+        upsert_touch(self.conn, person_id, event.source.key, event.source.evidence,
+                     event.fields, self.now)
+
+    def _campaign(self, event: Event) -> None:
+        campaign = Campaign.from_dict({**event.fields, "source": event.source.evidence.to_dict()})
+        key = event.source.key
+        self.conn.execute(sa.delete(campaigns).where(campaigns.c.record_key == key))
+        self.conn.execute(sa.delete(campaigns).where(campaigns.c.id == campaign.id))
+        self.conn.execute(sa.insert(campaigns).values(
+            id=campaign.id, campaign=campaign.to_dict(), record_key=key, updated_at=self.now))
+        self._upsert(event, dict(event.fields))
+
+
+def merge_people(conn: Connection, loser: str, winner: str) -> None:
+    """Fold one person into another, keeping all facts and ledger; the loser's id resolves on."""
+    for table in (identities, records, ledger, owner_tasks, person_aliases):
+        conn.execute(sa.update(table).where(table.c.person_id == loser)
+                     .values(person_id=winner))
+    conn.execute(sa.insert(person_aliases).values(alias=loser, person_id=winner))
+    conn.execute(sa.delete(people).where(people.c.id == loser))
+
+
+def erase_person(conn: Connection, person_id: str, salt: bytes, now: datetime) -> None:
+    """Delete a person's data, keeping salted hashes of their identities (right to erasure)."""
+    refs = [Ref(kind, value) for kind, value in conn.execute(
+        sa.select(identities.c.kind, identities.c.value)
+        .where(identities.c.person_id == person_id)).all()]
+    profile = conn.execute(sa.select(people.c.profile).where(people.c.id == person_id)).scalar()
+    for email in (profile or {}).get("emails") or ():
+        refs.append(Ref("email", email))
+    for phone in (profile or {}).get("phones") or ():
+        refs.append(Ref("phone", phone))
+    hashes = {erasure_hash(salt, ref) for ref in refs}
+    known = set(conn.execute(sa.select(erasures.c.hash).where(erasures.c.hash.in_(hashes)))
+                .scalars()) if hashes else set()
+    for digest in sorted(hashes - known):
+        conn.execute(sa.insert(erasures).values(hash=digest, erased_at=now))
+    addresses = [r.value for r in refs if r.kind in ("email", "phone")]
+    conn.execute(sa.delete(identities).where(identities.c.person_id == person_id))
+    conn.execute(sa.delete(records).where(records.c.person_id == person_id))
+    if addresses:
+        conn.execute(sa.delete(records).where(records.c.address.in_(addresses)))
+    conn.execute(sa.delete(owner_tasks).where(owner_tasks.c.person_id == person_id))
+    # The ledger keeps that a contact was decided (counts, audit) but not what or to whom.
+    conn.execute(sa.update(ledger).where(ledger.c.person_id == person_id).values(
+        attempt=None, campaign=None, template=None, product=None, source=None,
+        decision={"person": person_id, "erased": True}))
+    erased = Profile(id=person_id, erased=True)
+    conn.execute(sa.update(people).where(people.c.id == person_id).values(
+        profile=erased.to_dict(), erased=True, updated_at=now,
+        flags={"status": "Do not contact", "flags": ["Erased on request (right to erasure)."],
+               "updated": now.isoformat()},
+        flags_hash=None))

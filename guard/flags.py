@@ -1,0 +1,83 @@
+"""The guard status and flag lines a sales rep sees on a person's CRM record.
+
+Status is ``Do not contact`` (erased, or opted out of everything), ``Caution``
+(any active flag) or ``Clear``. Each flag is one line naming the fact and
+its date, e.g. "In purchase cool-down until 2027-04-07".
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from policies.model import Profile
+
+CLEAR, CAUTION, DO_NOT_CONTACT = "Clear", "Caution", "Do not contact"
+DEFAULT_COOLDOWN = timedelta(days=30)
+DAYS_PER_YEAR = 365
+
+
+def flags_for(profile: Profile, policy, now: datetime) -> tuple[str, list[str]]:
+    """Return the person's status and one line per active flag."""
+    if profile.erased:
+        return DO_NOT_CONTACT, ["Erased on request (right to erasure): no contact of any kind."]
+    today = now.date()
+    lines: list[str] = []
+    blocked_everything = False
+    for consent in _current_opt_outs(profile):
+        if consent.channel == "*" and consent.purpose == "*":
+            blocked_everything = True
+        since = f" since {consent.at.date().isoformat()}" if consent.at else ""
+        lines.append(f"Opted out of {_consent_scope(consent.channel, consent.purpose)}{since}")
+    cooldown = _cooldown(policy)
+    latest = max((p for p in profile.purchases if p.at), key=lambda p: p.at, default=None)
+    if latest is not None and latest.at + cooldown > now:
+        until = (latest.at + cooldown).date().isoformat()
+        lines.append(f"In purchase cool-down until {until}")
+    for contract in profile.contracts:
+        if contract.status != "active" or (contract.end and contract.end < today):
+            continue
+        holder = profile.account.name if profile.account and profile.account.name else None
+        text = "Existing customer: " + (f"{holder} contract" if holder else "active contract")
+        if contract.end:
+            text += f" until {contract.end.isoformat()}"
+        if contract.owner:
+            text += f" (owner {contract.owner})"
+        lines.append(text)
+    for case in profile.cases:
+        if case.status == "open":
+            text = f"Open case: {case.subject or 'no subject'}"
+            lines.append(text + (f" (owner {case.owner})" if case.owner else ""))
+    years = profile.replacement_cycle_years
+    if years and latest is not None:
+        until = latest.at.date() + timedelta(days=round(years * DAYS_PER_YEAR))
+        if until > today:
+            lines.append(f"Keeps cars ~{years:g} years: no trade-in offers before "
+                         f"{until.isoformat()}")
+    if profile.do_not_market_until and profile.do_not_market_until > today:
+        lines.append(f"Do not market until {profile.do_not_market_until.isoformat()}")
+    if blocked_everything:
+        return DO_NOT_CONTACT, lines
+    return (CAUTION if lines else CLEAR), lines
+
+
+def _current_opt_outs(profile: Profile) -> list:
+    """The latest consent per channel and purpose, where it is an opt-out."""
+    latest: dict[tuple[str, str], object] = {}
+    for consent in sorted(profile.consents, key=lambda c: c.at.isoformat() if c.at else ""):
+        latest[(consent.channel, consent.purpose)] = consent
+    return [c for c in latest.values() if c.status == "opt_out"]
+
+
+def _consent_scope(channel: str, purpose: str) -> str:
+    channel_text = "all channels" if channel == "*" else channel
+    if purpose == "*":
+        return "all contact" if channel == "*" else channel_text
+    return f"{purpose.replace('_', ' ')} by {channel_text}" if channel == "*" \
+        else f"{channel_text} {purpose.replace('_', ' ')}"
+
+
+def _cooldown(policy) -> timedelta:
+    days = [getattr(rule, "days", None) for rule in getattr(policy, "rules", ())
+            if rule.kind == "purchase_cooldown"]
+    days = [d if isinstance(d, timedelta) else timedelta(days=d) for d in days if d]
+    return max(days, default=DEFAULT_COOLDOWN)

@@ -1,0 +1,131 @@
+"""Who a recipient or reference is: normalised emails, E.164 phones, CRM and source ids.
+
+An identity is a ``(kind, value)`` pair: ``("email", "anna@example.com")``,
+``("phone", "+4917012345678")`` or ``("ref", "salesforce:003…")`` (a CRM id
+or the source of a person record, which are the same thing for the CRMs).
+Records from different systems that share an identity are one person.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+# CRM cross-reference keys accepted wherever a person is referenced.
+CRM_SYSTEMS = ("salesforce", "hubspot")
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A parsed reference: an identity to look up, or a person id (kind ``person``)."""
+
+    kind: str  # email | phone | ref | person
+    value: str
+
+
+@lru_cache(maxsize=65536)
+def normalize_email(value: str) -> str:
+    """Return the normalised (lower-case) address, or raise ValueError saying why."""
+    try:
+        result = validate_email(value.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"not an email address: {value!r} ({exc})") from None
+    return result.normalized.lower()
+
+
+@lru_cache(maxsize=65536)
+def normalize_phone(value: str, region: str | None = None) -> str:
+    """Return the E.164 form (national numbers read in ``region``), or raise ValueError."""
+    try:
+        number = phonenumbers.parse(value.strip(), region)
+    except phonenumbers.NumberParseException:
+        raise ValueError(f"not a phone number: {value!r}") from None
+    # Possible, not "valid": test and newly allocated ranges must still resolve.
+    reason = phonenumbers.is_possible_number_with_reason(number)
+    if reason != phonenumbers.ValidationResult.IS_POSSIBLE:
+        raise ValueError(f"not a phone number: {value!r}")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def address(value: Any, region: str | None = None) -> Ref:
+    """Parse a bare email address or phone number."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"not an email address or phone number: {value!r}")
+    if "@" in value:
+        return Ref("email", normalize_email(value))
+    try:
+        return Ref("phone", normalize_phone(value, region))
+    except ValueError:
+        raise ValueError(f"not an email address or phone number: {value!r}") from None
+
+
+def source_ref(system: Any, record_id: Any) -> Ref:
+    """The identity of a record in another system (a CRM id or an event source)."""
+    system = str(system).strip().lower()
+    record_id = str(record_id).strip()
+    if not system or not record_id:
+        raise ValueError("a reference needs a system and an id")
+    return Ref("ref", f"{system}:{record_id}")
+
+
+def reference(value: Any, region: str | None = None) -> Ref:
+    """Parse how an event or a check names a person.
+
+    Accepted: ``{"system", "id"}`` (a record's source), ``{"email": …}``,
+    ``{"phone": …}``, ``{"salesforce": "003…"}``, ``{"hubspot": "501"}``,
+    ``{"person": "per_…"}``, or a bare email address or phone number.
+    """
+    if isinstance(value, str):
+        return address(value, region)
+    if not isinstance(value, Mapping):
+        raise ValueError(f"not a reference: {value!r}")
+    if "system" in value or "id" in value:
+        if value.get("system") in (None, "") or value.get("id") in (None, ""):
+            raise ValueError("a source reference needs system and id")
+        return source_ref(value["system"], value["id"])
+    if "email" in value:
+        if not isinstance(value["email"], str):
+            raise ValueError(f"not an email address: {value['email']!r}")
+        return Ref("email", normalize_email(value["email"]))
+    if "phone" in value:
+        if not isinstance(value["phone"], str):
+            raise ValueError(f"not a phone number: {value['phone']!r}")
+        return Ref("phone", normalize_phone(value["phone"], region))
+    if "person" in value and isinstance(value["person"], str) and value["person"]:
+        return Ref("person", value["person"])
+    for system in CRM_SYSTEMS:
+        if system in value and value[system] not in (None, ""):
+            return source_ref(system, value[system])
+    raise ValueError(
+        f"not a reference: {dict(value)!r} (give {{\"system\", \"id\"}}, email, phone, "
+        "salesforce, hubspot or person)")
+
+
+def crm_refs(crm_ids: Any) -> list[Ref]:
+    """Turn ``{"salesforce": "003…", "hubspot": ["501", "502"]}`` into identities."""
+    if crm_ids in (None, ""):
+        return []
+    if not isinstance(crm_ids, Mapping):
+        raise ValueError(f"expected a mapping of system to id, got {crm_ids!r}")
+    refs = []
+    for system, ids in crm_ids.items():
+        for record_id in ids if isinstance(ids, (list, tuple)) else [ids]:
+            if record_id in (None, ""):
+                continue
+            if not isinstance(record_id, (str, int)):
+                raise ValueError(f"{system}: not an id: {record_id!r}")
+            refs.append(source_ref(system, record_id))
+    return refs
+
+
+def erasure_hash(salt: bytes, ref: Ref) -> str:
+    """Return the salted hash kept for an erased identity (the identity itself is deleted)."""
+    message = f"{ref.kind}:{ref.value}".encode()
+    return hmac.new(salt, message, hashlib.sha256).hexdigest()

@@ -1,0 +1,130 @@
+"""API keys: create one (shown once), store only its hash, authenticate a presented key.
+
+Keys are 32 random bytes, so a plain SHA-256 is the right hash: there is
+nothing to brute-force that a slow password hash would protect, and every
+request pays for the lookup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from guard.db import api_keys, read_only
+from guard.errors import InvalidField
+
+SCOPES = ("check", "send", "events", "admin")
+PREFIX = "cg_"
+# The key GUARD_ADMIN_KEY bootstraps keeps this id, so changing the setting replaces it.
+BOOTSTRAP_ID = "key_admin"
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A caller's key as stored: who it is, what it may do, its default sender and purpose."""
+
+    id: str
+    name: str
+    scopes: frozenset[str]
+    sender: str | None = None
+    purpose: str | None = None
+
+    def allows(self, scope: str) -> bool:
+        return "admin" in self.scopes or scope in self.scopes
+
+    @property
+    def defaults(self) -> dict[str, str]:
+        """The sender and purpose a request falls back to."""
+        return {k: v for k, v in (("sender", self.sender), ("purpose", self.purpose)) if v}
+
+
+def hash_key(token: str) -> str:
+    """Hash a presented key for lookup."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def check_scopes(scopes: Iterable[str]) -> frozenset[str]:
+    """Validate a list of scope names, raising InvalidField naming the bad one."""
+    chosen = []
+    for index, scope in enumerate(scopes):
+        if scope not in SCOPES:
+            raise InvalidField(f"scopes.{index}", f"unknown scope {scope!r} (known: "
+                               f"{', '.join(SCOPES)})")
+        chosen.append(scope)
+    if not chosen:
+        raise InvalidField("scopes", f"give at least one of {', '.join(SCOPES)}")
+    return frozenset(chosen)
+
+
+def _row(key: ApiKey, digest: str) -> dict:
+    return {
+        "id": key.id,
+        "name": key.name,
+        "key_hash": digest,
+        "scopes": " ".join(sorted(key.scopes)),
+        "sender": key.sender,
+        "purpose": key.purpose,
+        "created_at": datetime.now(UTC),
+    }
+
+
+def create_key(
+    engine: Engine,
+    name: str,
+    scopes: Iterable[str],
+    *,
+    sender: str | None = None,
+    purpose: str | None = None,
+) -> tuple[ApiKey, str]:
+    """Create a key; return it and the secret token, which is never shown again."""
+    if not name or not name.strip():
+        raise InvalidField("name", "give the key a name")
+    key = ApiKey(f"key_{secrets.token_hex(8)}", name.strip(), check_scopes(scopes), sender,
+                 purpose)
+    token = PREFIX + secrets.token_urlsafe(32)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(api_keys).values(_row(key, hash_key(token))))
+    return key, token
+
+
+def ensure_admin_key(engine: Engine, token: str) -> ApiKey:
+    """Make ``token`` the bootstrap admin key (idempotent; replaces a previous bootstrap key)."""
+    key = ApiKey(BOOTSTRAP_ID, "admin (GUARD_ADMIN_KEY)", frozenset({"admin"}))
+    digest = hash_key(token)
+    with engine.begin() as conn:
+        current = conn.execute(
+            sa.select(api_keys.c.key_hash).where(api_keys.c.id == BOOTSTRAP_ID)
+        ).scalar_one_or_none()
+        if current is None:
+            conn.execute(sa.insert(api_keys).values(_row(key, digest)))
+        elif not hmac.compare_digest(current, digest):
+            conn.execute(
+                sa.update(api_keys).where(api_keys.c.id == BOOTSTRAP_ID).values(key_hash=digest)
+            )
+    return key
+
+
+def authenticate(engine: Engine, token: str) -> ApiKey | None:
+    """Find the key a caller presented, or None."""
+    if not token:
+        return None
+    with read_only(engine.connect()) as conn:
+        row = conn.execute(
+            sa.select(api_keys).where(api_keys.c.key_hash == hash_key(token))
+        ).mappings().first()
+    if row is None:
+        return None
+    return ApiKey(
+        id=row["id"],
+        name=row["name"],
+        scopes=frozenset((row["scopes"] or "").split()),
+        sender=row["sender"],
+        purpose=row["purpose"],
+    )

@@ -1,0 +1,503 @@
+"""The Guard façade: ingest events, check attempts, screen lists, look up decisions and people.
+
+Everything the HTTP API, the proxy, the worker and the CLI do with the store
+goes through one ``Guard(engine, policy, clock)``.
+
+A committed check is race-free: it reads the person's profile and ledger,
+decides and writes the ledger in one transaction that holds the person's
+lock (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: ``SELECT … FOR UPDATE`` on the
+person row, or an advisory lock on the address of an unknown recipient), so
+concurrent sends can never exceed a frequency cap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from guard import events as event_store
+from guard import ledger as contact_ledger
+from guard.db import (
+    campaigns,
+    erasures,
+    identities,
+    ledger,
+    owner_tasks,
+    people,
+    read_only,
+    records,
+    settings,
+)
+from guard.errors import InvalidField, NotFound
+from guard.events import resolve_person
+from guard.identity import Ref, erasure_hash, reference
+from policies import decide
+from policies.model import (
+    Attempt,
+    Campaign,
+    Consent,
+    Decision,
+    Evidence,
+    LedgerEntry,
+    Profile,
+    parse_datetime,
+)
+
+SCREEN_BATCH = 500
+TASK_OPEN, TASK_DONE, TASK_FAILED = "open", "done", "failed"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Guard:
+    """The service's one entry point to the store and the policy."""
+
+    def __init__(self, engine: Engine, policy, clock: Callable[[], datetime] | None = None):
+        self.engine = engine
+        self.policy = policy
+        self.clock = clock or _utc_now
+        self._salt: bytes | None = None
+
+    # -- events -----------------------------------------------------------------------
+
+    def ingest(self, events: list[Mapping]) -> dict:
+        """Store a batch of events (SPEC §6); return accepted count and rejections."""
+        salt = self.erasure_salt()
+        with self.engine.begin() as conn:
+            return event_store.ingest(conn, list(events), self.policy, self.clock(), salt)
+
+    def erasure_salt(self) -> bytes:
+        """Return the salt of erasure hashes: GUARD_ERASURE_SALT, else one made per install."""
+        if self._salt is None:
+            configured = os.environ.get("GUARD_ERASURE_SALT")
+            self._salt = configured.encode() if configured else self._stored_salt()
+        return self._salt
+
+    def _stored_salt(self) -> bytes:
+        query = sa.select(settings.c.value).where(settings.c.name == "erasure_salt")
+        with self.engine.connect() as conn:
+            value = conn.execute(query).scalar()
+        if value is None:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(sa.insert(settings).values(name="erasure_salt",
+                                                            value=secrets.token_hex(32)))
+            except IntegrityError:
+                pass  # another process made it first; use theirs
+            with self.engine.connect() as conn:
+                value = conn.execute(query).scalar()
+        return value.encode()
+
+    # -- checks -----------------------------------------------------------------------
+
+    def check(self, body: Mapping, *, commit: bool = True,
+              defaults: Mapping | None = None) -> Decision:
+        """Decide one attempt (SPEC §5 fields); record it; commit counts it toward caps."""
+        template = self._template(body, defaults)
+        target, attempt = self._attempt(template, body.get("to") if body else None)
+        self.erasure_salt()  # made (once) outside the check's transaction
+        with self.engine.begin() as conn:
+            decision, attempt, now = self._decide(conn, attempt, target, lock=commit,
+                                                  timed=template["at"] is not None)
+            contact_ledger.record_decision(conn, decision, attempt, committed=commit, now=now)
+            if commit:
+                self._tasks(conn, decision, attempt, now)
+        return decision
+
+    def screen(self, attempt: Mapping, recipients: Iterable[Any], *,
+               commit: bool = False) -> Iterator[tuple[Any, Decision | InvalidField]]:
+        """Decide one attempt template for many recipients, streaming (recipient, outcome)."""
+        template = self._template(attempt, None)
+        self.erasure_salt()
+        if commit:
+            for recipient in recipients:
+                try:
+                    yield recipient, self.check({**template, "to": recipient})
+                except InvalidField as exc:
+                    yield recipient, exc
+            return
+        batch: list[Any] = []
+        for recipient in recipients:
+            batch.append(recipient)
+            if len(batch) >= SCREEN_BATCH:
+                yield from self._screen_batch(template, batch)
+                batch = []
+        if batch:
+            yield from self._screen_batch(template, batch)
+
+    def _template(self, body: Mapping | None, defaults: Mapping | None) -> dict:
+        """Merge body over defaults and validate everything but the recipient."""
+        if body is not None and not isinstance(body, Mapping):
+            raise InvalidField("body", "expected an object")
+        merged = {k: v for k, v in (defaults or {}).items() if v not in (None, "")}
+        merged.update({k: v for k, v in (body or {}).items() if v is not None})
+        policy = self.policy
+        channel = merged.get("channel")
+        if channel in (None, ""):
+            raise InvalidField("channel", "required")
+        if channel not in policy.channels:
+            raise InvalidField("channel", f"unknown channel {channel!r} (known: "
+                                          f"{', '.join(policy.channels)})")
+        purpose = merged.get("purpose")
+        if purpose in (None, ""):
+            raise InvalidField("purpose", "required (or a default purpose on the API key)")
+        if not isinstance(purpose, str) or policy.category(purpose) is None:
+            raise InvalidField("purpose", f"unknown purpose {purpose!r} (known: "
+                                          f"{', '.join(sorted(policy.purposes))})")
+        sender = merged.get("sender")
+        if sender in (None, ""):
+            raise InvalidField("sender", "required (or a default sender on the API key)")
+        if not isinstance(sender, str) or not policy.knows_sender(sender):
+            raise InvalidField("sender", f"unknown sender {sender!r} (known: "
+                                         f"{', '.join(policy.senders)})")
+        at = merged.get("at")
+        if at not in (None, ""):
+            try:
+                merged["at"] = parse_datetime(at)
+            except (TypeError, ValueError):
+                raise InvalidField("at", f"not a time: {at!r}") from None
+        else:
+            merged["at"] = None
+        for name in ("campaign", "template", "product"):
+            value = merged.get(name)
+            if value is not None and not isinstance(value, (str, int)):
+                raise InvalidField(name, f"expected text, got {value!r}")
+            merged[name] = str(value) if value not in (None, "") else None
+        return merged
+
+    def _attempt(self, template: Mapping, to: Any) -> tuple[Ref, Attempt]:
+        if to in (None, ""):
+            raise InvalidField("to", "required")
+        try:
+            target = reference(to, self.policy.defaults.region)
+        except ValueError as exc:
+            raise InvalidField("to", str(exc)) from None
+        attempt = Attempt(
+            channel=template["channel"], to=target.value, purpose=template["purpose"],
+            sender=template["sender"], at=template["at"] or self.clock(),
+            campaign=template["campaign"], template=template["template"],
+            product=template["product"])
+        return target, attempt
+
+    def _decide(self, conn: Connection, attempt: Attempt, target: Ref, *, lock: bool,
+                timed: bool) -> tuple[Decision, Attempt, datetime]:
+        """Read what the rules need in a constant number of indexed queries, then decide.
+
+        The decision time is read once the person's lock is held, so a check
+        that waited for another one sees that one's contact as past.
+        """
+        postgres = conn.dialect.name == "postgresql"
+        person_id = resolve_person(conn, target)
+        if person_id is None and target.kind == "person":
+            raise InvalidField("to", f"no person {target.value}")
+        if person_id is not None:
+            query = sa.select(people.c.profile).where(people.c.id == person_id)
+            if lock and postgres:
+                query = query.with_for_update()
+            profile = Profile.from_dict(conn.execute(query).scalar())
+        else:
+            if lock and postgres:
+                # Unknown recipients have no row to lock; lock on the address instead.
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_key(target))))
+            profile = self._stranger(conn, target)
+        now = self.clock()
+        if not timed:
+            attempt = replace(attempt, at=now)
+        entries: list[LedgerEntry] = []
+        if person_id is not None and not profile.erased:
+            since = min(now, attempt.at) - self.policy.ledger_window
+            entries = contact_ledger.recent(conn, person_id, since)
+        found = self._campaigns(conn, attempt)
+        decision = decide(attempt, profile, entries, self.policy, now, found)
+        return decision.with_id(contact_ledger.new_decision_id()), attempt, now
+
+    def _stranger(self, conn: Connection, target: Ref) -> Profile:
+        """The profile of a recipient who matches no person: erased, or bare consents only."""
+        if conn.execute(sa.select(erasures.c.hash).where(
+                erasures.c.hash == erasure_hash(self.erasure_salt(), target))).first():
+            return Profile(id=None, erased=True)
+        if target.kind not in ("email", "phone"):
+            return Profile(id=None)
+        rows = conn.execute(
+            sa.select(records.c.payload, records.c.source_system, records.c.source_type,
+                      records.c.source_id)
+            .where(records.c.address == target.value, records.c.person_id.is_(None),
+                   records.c.type == "consent")
+        ).all()
+        return _stranger_profile(target, rows)
+
+    def _campaigns(self, conn: Connection, attempt: Attempt) -> dict[str, Campaign]:
+        if not attempt.campaign:
+            return {}
+        data = conn.execute(sa.select(campaigns.c.campaign)
+                            .where(campaigns.c.id == attempt.campaign)).scalar()
+        return {attempt.campaign: Campaign.from_dict(data)} if data else {}
+
+    def _screen_batch(self, template: Mapping, recipients: list[Any]
+                      ) -> Iterator[tuple[Any, Decision | InvalidField]]:
+        """Decide a batch with a handful of bulk reads, record the decisions, yield them."""
+        now = self.clock()
+        parsed: list[tuple[Any, Any]] = []
+        for recipient in recipients:
+            try:
+                parsed.append((recipient, self._attempt(template, recipient)))
+            except InvalidField as exc:
+                parsed.append((recipient, exc))
+        targets = [p[1][0] for p in parsed if not isinstance(p[1], InvalidField)]
+        with read_only(self.engine.connect()) as conn:
+            people_of = self._resolve_many(conn, targets)
+            ids = sorted(set(people_of.values()))
+            profiles = {
+                row.id: Profile.from_dict(row.profile) for row in conn.execute(
+                    sa.select(people.c.id, people.c.profile).where(people.c.id.in_(ids)))
+            } if ids else {}
+            window = self.policy.ledger_window
+            earliest = min([now, *(p[1][1].at for p in parsed
+                                   if not isinstance(p[1], InvalidField))]) - window
+            entries: dict[str, list[LedgerEntry]] = {i: [] for i in ids}
+            if ids:
+                for person_id, entry in _ledger_many(conn, ids, earliest):
+                    entries[person_id].append(entry)
+            strangers = [t for t in targets if t not in people_of]
+            erased, bare = self._strangers_many(conn, strangers)
+            found = self._campaigns(conn, Attempt(
+                "email", "", "", "", now, campaign=template.get("campaign")))
+        results: list[tuple[Any, Decision | InvalidField]] = []
+        recorded: list[tuple[Decision, Attempt]] = []
+        for recipient, outcome in parsed:
+            if isinstance(outcome, InvalidField):
+                results.append((recipient, outcome))
+                continue
+            target, attempt = outcome
+            person_id = people_of.get(target)
+            if person_id is not None and person_id in profiles:
+                profile = profiles[person_id]
+                since = min(now, attempt.at) - window
+                ledger_entries = [e for e in entries.get(person_id, ()) if e.at >= since]
+            else:
+                if target.kind == "person":
+                    results.append((recipient, InvalidField("to", f"no person {target.value}")))
+                    continue
+                profile = Profile(id=None, erased=True) if target in erased \
+                    else _stranger_profile(target, bare.get(target.value, ()))
+                ledger_entries = []
+            decision = decide(attempt, profile, ledger_entries, self.policy, now, found)
+            decision = decision.with_id(contact_ledger.new_decision_id())
+            recorded.append((decision, attempt))
+            results.append((recipient, decision))
+        if recorded:
+            with self.engine.begin() as conn:
+                contact_ledger.record_many(conn, recorded, committed=False, now=now)
+        yield from results
+
+    def _resolve_many(self, conn: Connection, targets: list[Ref]) -> dict[Ref, str]:
+        found: dict[Ref, str] = {}
+        by_kind: dict[str, set[str]] = {}
+        for target in targets:
+            by_kind.setdefault(target.kind, set()).add(target.value)
+        for kind, values in by_kind.items():
+            if kind == "person":
+                for target in (t for t in targets if t.kind == "person"):
+                    person_id = resolve_person(conn, target)
+                    if person_id:
+                        found[target] = person_id
+                continue
+            rows = conn.execute(
+                sa.select(identities.c.value, identities.c.person_id)
+                .where(identities.c.kind == kind, identities.c.value.in_(sorted(values)))
+            ).all()
+            for value, person_id in rows:
+                found[Ref(kind, value)] = person_id
+        return found
+
+    def _strangers_many(self, conn: Connection, targets: list[Ref]
+                        ) -> tuple[set[Ref], dict[str, list]]:
+        if not targets:
+            return set(), {}
+        salt = self.erasure_salt()
+        hashes = {erasure_hash(salt, t): t for t in targets}
+        erased = {hashes[h] for h in conn.execute(
+            sa.select(erasures.c.hash).where(erasures.c.hash.in_(sorted(hashes)))).scalars()}
+        addresses = sorted({t.value for t in targets if t.kind in ("email", "phone")})
+        bare: dict[str, list] = {}
+        if addresses:
+            for row in conn.execute(
+                sa.select(records.c.address, records.c.payload, records.c.source_system,
+                          records.c.source_type, records.c.source_id)
+                .where(records.c.address.in_(addresses), records.c.person_id.is_(None),
+                       records.c.type == "consent")
+            ).all():
+                bare.setdefault(row.address, []).append(row[1:])
+        return erased, bare
+
+    def _tasks(self, conn: Connection, decision: Decision, attempt: Attempt,
+               now: datetime) -> None:
+        """Turn notices and reroutes to an owner into tasks for that owner's CRM."""
+        if decision.person is None:
+            return
+        subject_of = attempt.campaign or attempt.template or attempt.purpose
+        day = attempt.at.astimezone(UTC).date().isoformat()
+        intended = (f"{attempt.sender} wanted to contact this person ({attempt.purpose} by "
+                    f"{attempt.channel}, {subject_of}).")
+        rerouted_to = (decision.reroute or {}).get("owner") if decision.verdict == "reroute" \
+            else None
+        wanted: list[tuple[str, str, str, str]] = []
+        for notice in decision.notify:
+            if notice.owner == rerouted_to:
+                subject = (f"Contact Guard: {attempt.purpose.replace('_', ' ')} by "
+                           f"{attempt.channel} rerouted to you")
+            else:
+                subject = f"Contact Guard: {notice.rule} ({subject_of})"
+            wanted.append((notice.owner, notice.rule, subject, f"{intended} {notice.message}"))
+        if rerouted_to and all(w[0] != rerouted_to for w in wanted):
+            why = " ".join(r.message for r in decision.reasons if r.effect == "reroute")
+            wanted.append((rerouted_to, "reroute",
+                           f"Contact Guard: {attempt.purpose.replace('_', ' ')} by "
+                           f"{attempt.channel} rerouted to you", f"{intended} {why}".strip()))
+        for owner, rule, subject, description in wanted:
+            # One task per owner, person, rule and campaign a day, however often it is sent.
+            key = f"{decision.person}:{owner}:{rule}:{subject_of}:{day}"
+            exists = conn.execute(sa.select(owner_tasks.c.id)
+                                  .where(owner_tasks.c.dedupe_key == key)).first()
+            if exists:
+                continue
+            conn.execute(sa.insert(owner_tasks).values(
+                id="tsk_" + secrets.token_hex(10), person_id=decision.person,
+                decision_id=decision.decision_id, owner=owner, rule=rule, subject=subject[:255],
+                description=description, dedupe_key=key, status=TASK_OPEN, created_at=now))
+
+    # -- look-ups ---------------------------------------------------------------------
+
+    def decision(self, decision_id: str) -> dict:
+        """Return a recorded decision (SPEC §4) with its attempt and time; raise NotFound."""
+        with read_only(self.engine.connect()) as conn:
+            row = conn.execute(sa.select(ledger).where(ledger.c.id == decision_id)
+                               ).mappings().first()
+        if row is None or row["decision"] is None:
+            raise NotFound(f"no decision {decision_id}")
+        return {**row["decision"], "decision_id": row["id"], "attempt": row["attempt"],
+                "at": parse_datetime(row["created_at"]).isoformat(),
+                "committed": row["committed"]}
+
+    def resolve(self, to: Any) -> str | None:
+        """Return the id of the person a recipient or reference names, or None."""
+        try:
+            target = reference(to, self.policy.defaults.region)
+        except ValueError as exc:
+            raise InvalidField("to", str(exc)) from None
+        with read_only(self.engine.connect()) as conn:
+            return resolve_person(conn, target)
+
+    def person(self, person_id: str, *, ledger_limit: int = 50) -> dict:
+        """Return a person's merged profile, flags, recent ledger and tasks; raise NotFound."""
+        with read_only(self.engine.connect()) as conn:
+            current = resolve_person(conn, Ref("person", person_id))
+            row = conn.execute(sa.select(people).where(people.c.id == current)
+                               ).mappings().first() if current else None
+            if row is None:
+                raise NotFound(f"no person {person_id}")
+            recent = contact_ledger.for_person(conn, current, ledger_limit)
+            tasks = conn.execute(
+                sa.select(owner_tasks).where(owner_tasks.c.person_id == current)
+                .order_by(owner_tasks.c.created_at.desc()).limit(50)).mappings().all()
+        flags = row["flags"] or {"status": "Clear", "flags": []}
+        return {"id": current, "profile": row["profile"], "erased": row["erased"],
+                "flags": flags, "ledger": recent, "tasks": [_task(t) for t in tasks]}
+
+    def pending_tasks(self, limit: int = 100) -> list[dict]:
+        """Return open owner tasks, oldest first, with the person's CRM ids for write-back."""
+        with read_only(self.engine.connect()) as conn:
+            rows = conn.execute(
+                sa.select(owner_tasks, people.c.profile)
+                .join(people, people.c.id == owner_tasks.c.person_id, isouter=True)
+                .where(owner_tasks.c.status == TASK_OPEN)
+                .order_by(owner_tasks.c.created_at, owner_tasks.c.id).limit(limit)
+            ).mappings().all()
+        return [{**_task(r), "crm_ids": (r["profile"] or {}).get("crm_ids") or {}} for r in rows]
+
+    def mark_task_done(self, task_id: str, result: Mapping | None = None, *,
+                       failed: bool = False) -> None:
+        """Record that a task reached the CRM (or failed for good); raise NotFound."""
+        with self.engine.begin() as conn:
+            done = conn.execute(sa.update(owner_tasks).where(owner_tasks.c.id == task_id).values(
+                status=TASK_FAILED if failed else TASK_DONE, done_at=self.clock(),
+                result=dict(result) if result else None))
+        if not done.rowcount:
+            raise NotFound(f"no task {task_id}")
+
+    def flag_updates(self, since: datetime | None = None, limit: int = 1000) -> list[dict]:
+        """Return people whose flags changed after ``since``, with their CRM ids."""
+        query = sa.select(people.c.id, people.c.profile, people.c.flags, people.c.updated_at)
+        query = query.where(people.c.flags.is_not(None))
+        if since is not None:
+            query = query.where(people.c.updated_at > since.astimezone(UTC))
+        with read_only(self.engine.connect()) as conn:
+            rows = conn.execute(query.order_by(people.c.updated_at, people.c.id).limit(limit)
+                                ).all()
+        out = []
+        for row in rows:
+            flags = row.flags or {}
+            updated = flags.get("updated")
+            if since is not None and updated and parse_datetime(updated) <= since:
+                continue
+            out.append({"id": row.id, "crm_ids": (row.profile or {}).get("crm_ids") or {},
+                        "status": flags.get("status"), "flags": list(flags.get("flags") or ()),
+                        "updated": updated})
+        return out
+
+
+def _task(row: Mapping) -> dict:
+    return {
+        "id": row["id"], "person_id": row["person_id"], "decision_id": row["decision_id"],
+        "owner": row["owner"], "rule": row["rule"], "subject": row["subject"],
+        "description": row["description"], "dedupe_key": row["dedupe_key"],
+        "status": row["status"], "created_at": parse_datetime(row["created_at"]).isoformat(),
+    }
+
+
+def _stranger_profile(target: Ref, rows: Iterable) -> Profile:
+    consents = tuple(
+        Consent.from_dict({**{k: payload.get(k) for k in ("channel", "purpose", "status", "at")},
+                           "source": Evidence(system, source_type or "", source_id).to_dict()})
+        for payload, system, source_type, source_id in rows
+    )
+    return Profile(
+        id=None,
+        emails=(target.value,) if target.kind == "email" else (),
+        phones=(target.value,) if target.kind == "phone" else (),
+        consents=consents,
+        sources=tuple(c.source for c in consents if c.source),
+    )
+
+
+def _ledger_many(conn: Connection, person_ids: list[str], since: datetime
+                 ) -> Iterator[tuple[str, LedgerEntry]]:
+    rows = conn.execute(
+        sa.select(ledger.c.person_id, ledger.c.at, ledger.c.channel, ledger.c.purpose,
+                  ledger.c.sender, ledger.c.campaign, ledger.c.template, ledger.c.product,
+                  ledger.c.verdict, ledger.c.source)
+        .where(ledger.c.person_id.in_(person_ids), ledger.c.at >= since.astimezone(UTC),
+               ledger.c.committed.is_(True))
+        .order_by(ledger.c.at)
+    ).all()
+    for r in rows:
+        yield r.person_id, LedgerEntry(
+            at=parse_datetime(r.at), channel=r.channel, purpose=r.purpose, sender=r.sender,
+            campaign=r.campaign, template=r.template, product=r.product, verdict=r.verdict,
+            source=Evidence.from_dict(r.source) if r.source else None)
+
+
+def _lock_key(target: Ref) -> int:
+    digest = hashlib.sha256(f"{target.kind}:{target.value}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)

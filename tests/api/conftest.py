@@ -1,0 +1,81 @@
+"""The app on a real store (SQLite and PostgreSQL, via the shared ``engine``), keys, helpers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from click.testing import CliRunner
+
+from guard import create_app, keys
+from guard.service import Guard
+
+# The decisions in these tests happen at this moment (a Monday, 11:00 in Berlin).
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def store_guard(engine, policy):
+    """A Guard on the migrated test store whose clock stands at NOW."""
+    return Guard(engine, policy, clock=lambda: NOW)
+
+
+@pytest.fixture
+def app(store_guard):
+    return create_app({"GUARD": store_guard, "TESTING": True})
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(engine, db_url, monkeypatch):
+    """Run ``guard`` commands against the migrated test store, as a shell would."""
+    monkeypatch.setenv("GUARD_DATABASE_URL", db_url)
+    monkeypatch.delenv("GUARD_POLICY", raising=False)
+    monkeypatch.delenv("GUARD_ADMIN_KEY", raising=False)
+    return CliRunner()
+
+
+@pytest.fixture
+def make_key(app):
+    """Create a key with the given scopes and defaults; return its secret."""
+
+    def make(*scopes: str, sender: str | None = None, purpose: str | None = None) -> str:
+        _, secret = keys.create_key(app.extensions["guard.engine"], "test " + "+".join(scopes),
+                                    scopes, sender=sender, purpose=purpose)
+        return secret
+
+    return make
+
+
+def bearer(secret: str) -> dict:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+@pytest.fixture
+def admin(make_key) -> dict:
+    return bearer(make_key("admin"))
+
+
+@pytest.fixture
+def checker(make_key) -> dict:
+    """A marketing tool's key: scope check, default sender oem and purpose newsletter."""
+    return bearer(make_key("check", sender="oem", purpose="newsletter"))
+
+
+@pytest.fixture
+def feeder(make_key) -> dict:
+    return bearer(make_key("events"))
+
+
+def person_event(sid: str, email: str, **fields) -> dict:
+    return {"type": "person", "source": {"system": "salesforce", "id": sid}, "emails": [email],
+            "timezone": "Europe/Berlin", **fields}
+
+
+def purchase_event(sid: str, email: str, product: str, at: str) -> dict:
+    return {"type": "purchase", "source": {"system": "dms", "id": sid},
+            "person": {"email": email}, "product": product, "category": "vehicle", "at": at}

@@ -1,0 +1,84 @@
+"""Shared fixtures: a fresh store on SQLite and on PostgreSQL, the policy, and the Guard."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from urllib.parse import quote
+
+import pytest
+import sqlalchemy as sa
+
+from guard.db import make_engine, upgrade
+
+POSTGRES_URL = os.environ.get("GUARD_TEST_POSTGRES_URL",
+                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+_postgres_state: dict[str, str | None] = {}
+
+
+def _postgres_unavailable() -> str | None:
+    """Say why PostgreSQL cannot be used (None: it can); asked once per session."""
+    if "reason" not in _postgres_state:
+        try:
+            engine = sa.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+            with engine.connect() as conn:
+                conn.execute(sa.text("select 1"))
+            engine.dispose()
+            _postgres_state["reason"] = None
+        except Exception as exc:  # any failure to connect means: skip, and say why
+            _postgres_state["reason"] = f"PostgreSQL at {POSTGRES_URL} unreachable: {exc}"
+    return _postgres_state["reason"]
+
+
+def postgres_schema_url(schema: str) -> str:
+    """Return the PostgreSQL URL whose connections use ``schema`` (subprocesses too)."""
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    return f"{POSTGRES_URL}{separator}options={quote(f'-csearch_path={schema}')}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path):
+    """A URL of an empty store: a temporary SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'guard.db'}"
+        return
+    reason = _postgres_unavailable()
+    if reason:
+        pytest.skip(reason)
+    # A schema per test, so tests (and engineers running tests side by side) never collide.
+    schema = f"t_{secrets.token_hex(6)}"
+    admin = sa.create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'create schema "{schema}"'))
+    try:
+        yield postgres_schema_url(schema)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'drop schema "{schema}" cascade'))
+        admin.dispose()
+
+
+@pytest.fixture
+def engine(db_url):
+    """An engine on a store migrated to the newest schema."""
+    engine = make_engine(db_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def policy():
+    """The shipped default policy."""
+    from policies import default_policy_path, load_policy
+
+    return load_policy(default_policy_path())
+
+
+@pytest.fixture
+def guard(engine, policy):
+    """The Guard façade on the migrated store with the shipped policy."""
+    from guard.service import Guard
+
+    return Guard(engine, policy)
