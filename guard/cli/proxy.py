@@ -1,5 +1,80 @@
-"""Commands of this area (none yet)."""
+"""Worker and outbox commands: ``guard worker``, ``guard outbox list|retry|mark-sent``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+def _app():
+    from guard import create_app
+    from guard.config import ConfigurationError
+
+    try:
+        return create_app()
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Release what is due, run the jobs once, and exit.")
+@click.option("--interval", default=5.0, show_default=True, type=click.FloatRange(min=0.01),
+              help="Seconds between cycles.")
+def worker(once: bool, interval: float) -> None:
+    """Release due outbox sends and run scheduled jobs until stopped."""
+    import threading
+
+    from guard import worker as background
+
+    app = _app()
+    stop = threading.Event()
+    background.stop_on_signals(stop)
+
+    def report(counts) -> None:
+        click.echo(" ".join(f"{status}={n}" for status, n in sorted(counts.items())))
+
+    background.run(app, once=once, interval=interval, stop=stop, report=report)
+
+
+@click.group()
+def outbox() -> None:
+    """Inspect and settle the sends the guard holds."""
+
+
+@outbox.command("list")
+@click.option("--status", help="Only rows with this status (held, sending, unknown, …).")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1))
+def outbox_list(status: str | None, limit: int) -> None:
+    """List outbox rows, newest first, with counts per status."""
+    box = _app().extensions["guard.outbox"]
+    counts = box.counts()
+    click.echo(" ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "outbox is empty")
+    for row in box.rows(status, limit):
+        click.echo(json.dumps({k: row[k] for k in (
+            "id", "status", "provider", "resource", "recipients", "not_before", "tries",
+            "last_error")}))
+
+
+@outbox.command("retry")
+@click.argument("row_id")
+def outbox_retry(row_id: str) -> None:
+    """Send an unknown or rejected row again (after checking the provider did not send it)."""
+    if not _app().extensions["guard.outbox"].retry(row_id):
+        raise click.ClickException(f"{row_id}: no unknown or rejected row with this id")
+    click.echo(f"{row_id}: held for the next worker cycle")
+
+
+@outbox.command("mark-sent")
+@click.argument("row_id")
+def outbox_mark_sent(row_id: str) -> None:
+    """Settle an unknown row as sent (you found it at the provider)."""
+    if not _app().extensions["guard.outbox"].mark_sent(row_id):
+        raise click.ClickException(f"{row_id}: no unknown row with this id")
+    click.echo(f"{row_id}: marked sent")
 
 
 def register(group):
     """Add this module's commands to the ``guard`` group."""
+    group.add_command(worker)
+    group.add_command(outbox)

@@ -1,0 +1,190 @@
+"""Send a request to the email / SMS provider, retrying only what is safe to retry.
+
+A provider has no idempotency key for sends, so a retry is safe only when we
+know the provider did not act on the request:
+
+    could not connect (refused, DNS, connect timeout)   retry
+    429, 5xx                                            retry, honouring Retry-After
+    other 4xx                                           never retry: "rejected"
+    2xx                                                 "sent"
+    connection dropped after sending, read timeout      never retry: "unknown"
+
+The last case may or may not have reached the recipient; sending again could
+send twice, so it is left for a human (the outbox keeps it visible).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import requests
+import urllib3.exceptions
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    retry_if_result,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+SENT, REJECTED, FAILED, UNKNOWN = "sent", "rejected", "failed", "unknown"
+
+
+@dataclass(frozen=True)
+class UpstreamRequest:
+    """One HTTP request for the provider, credentials included."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the provider answered."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    @property
+    def retry_after(self) -> float | None:
+        return parse_retry_after(self.headers.get("Retry-After"))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a forward ended: ``state`` is sent, rejected, failed (retry later) or unknown."""
+
+    state: str
+    reply: Reply | None = None
+    error: str | None = None
+    attempts: int = 0
+    retry_after: float | None = None
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Read a Retry-After header (seconds or an HTTP date) as seconds from now."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def never_reached_upstream(exc: BaseException) -> bool:
+    """Tell whether a requests error happened before the request could be delivered."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if not isinstance(exc, requests.ConnectionError):
+        return False
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    while todo:
+        err = todo.pop()
+        if id(err) in seen or not isinstance(err, BaseException):
+            continue
+        seen.add(id(err))
+        if isinstance(err, (urllib3.exceptions.NewConnectionError,
+                            urllib3.exceptions.ConnectTimeoutError)):
+            return True
+        if isinstance(err, urllib3.exceptions.MaxRetryError):
+            todo.append(err.reason)
+        todo.extend(err.args)
+        todo.extend([err.__cause__, err.__context__])
+    return False
+
+
+def _retriable_reply(reply: Reply) -> bool:
+    return reply.status == 429 or reply.status >= 500
+
+
+class Forwarder:
+    """Send requests upstream with exponential backoff and jitter.
+
+    ``attempts`` bounds the tries of one ``send``; a Retry-After longer than
+    ``retry_after_max`` ends the tries at once and is reported in the outcome,
+    so the outbox can wait for it instead of holding a request thread.
+    """
+
+    def __init__(
+        self,
+        *,
+        attempts: int = 3,
+        wait_initial: float = 0.5,
+        wait_max: float = 8.0,
+        retry_after_max: float = 30.0,
+        timeout: tuple[float, float] = (5.0, 30.0),
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.attempts = attempts
+        self.retry_after_max = retry_after_max
+        self.timeout = timeout
+        self.session = session or requests.Session()
+        self.sleep = sleep
+        self._backoff = wait_exponential_jitter(multiplier=wait_initial, max=wait_max,
+                                                jitter=wait_initial)
+
+    def _wait(self, state: RetryCallState) -> float:
+        outcome = state.outcome
+        if outcome is not None and not outcome.failed:
+            retry_after = outcome.result().retry_after
+            if retry_after is not None:
+                return retry_after
+        return self._backoff(state)
+
+    def _stop(self, state: RetryCallState) -> bool:
+        if stop_after_attempt(self.attempts)(state):
+            return True
+        outcome = state.outcome
+        if outcome is not None and not outcome.failed:
+            retry_after = outcome.result().retry_after
+            return retry_after is not None and retry_after > self.retry_after_max
+        return False
+
+    def _post_once(self, request: UpstreamRequest) -> Reply:
+        response = self.session.request(
+            request.method, request.url, headers=dict(request.headers), data=request.body,
+            timeout=self.timeout, allow_redirects=False,
+        )
+        return Reply(response.status_code, dict(response.headers), response.content)
+
+    def send(self, request: UpstreamRequest) -> Outcome:
+        """Send ``request``; retry connection failures, 429 and 5xx; never a 4xx."""
+        retrying = Retrying(
+            retry=retry_if_exception(never_reached_upstream) | retry_if_result(_retriable_reply),
+            stop=self._stop,
+            wait=self._wait,
+            sleep=self.sleep,
+            reraise=True,
+            retry_error_callback=lambda state: state.outcome.result(),
+        )
+        try:
+            reply = retrying(self._post_once, request)
+        except requests.RequestException as exc:
+            attempts = retrying.statistics.get("attempt_number", 1)
+            if never_reached_upstream(exc):
+                return Outcome(FAILED, error=f"could not connect: {exc}", attempts=attempts)
+            return Outcome(UNKNOWN, error=f"no answer after sending: {exc}", attempts=attempts)
+        attempts = retrying.statistics.get("attempt_number", 1)
+        if 200 <= reply.status < 300:
+            return Outcome(SENT, reply, attempts=attempts)
+        if _retriable_reply(reply):
+            return Outcome(FAILED, reply, error=f"upstream answered {reply.status}",
+                           attempts=attempts, retry_after=reply.retry_after)
+        return Outcome(REJECTED, reply, error=f"upstream answered {reply.status}",
+                       attempts=attempts)

@@ -1,0 +1,353 @@
+"""The durable outbox: every send the guard owns, from first try to delivery.
+
+A row's life (``status``):
+
+    held ──claim──▶ claimed ──begin_send──▶ sending ──▶ sent
+     ▲                 │                       │  ├──▶ rejected  provider said 4xx: final
+     │                 │ re-check: defer       │  └──▶ unknown   no answer after sending:
+     └─────────────────┘◀── provider 429/5xx ──┘                 a human decides
+                       └──▶ dropped            re-check said block or reroute
+
+``held`` rows wait for ``not_before``: deferred recipients (``needs_check``:
+checked again at release, the person may have bought or opted out since) and
+sends the provider failed to take (retried with backoff, never dropped).
+
+Exactly once. A row is claimed by one worker at a time (``FOR UPDATE SKIP
+LOCKED`` on PostgreSQL, and on every database a compare-and-set ``UPDATE …
+WHERE status = 'held'``), with a claim token that every later transition
+must present. A row is committed as ``sending`` *before* the provider is
+called, so a crash mid-send leaves a ``sending`` row behind. Neither SendGrid
+nor Twilio accepts an idempotency key for sends, so such a row cannot be
+safely resent: when its lease runs out it becomes ``unknown`` for a human,
+never sent again. A crash *before* ``sending`` (claimed, not yet sent)
+loses nothing: the row is simply claimable again. ``idempotency_key`` is
+unique per recipient per message, so the same message is never queued twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import secrets
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from guard.db import metadata
+from guard.forward import FAILED, REJECTED, SENT, Outcome
+
+HELD, CLAIMED, SENDING = "held", "claimed", "sending"
+DONE_SENT, DONE_REJECTED, DROPPED, UNKNOWN = "sent", "rejected", "dropped", "unknown"
+STATUSES = (HELD, CLAIMED, SENDING, DONE_SENT, DONE_REJECTED, DROPPED, UNKNOWN)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("idempotency_key", sa.String(64), nullable=False, unique=True),
+    sa.Column("provider", sa.String(16), nullable=False),
+    sa.Column("resource", sa.String(16), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("recipients", sa.JSON, nullable=False),
+    sa.Column("checks", sa.JSON, nullable=False),
+    sa.Column("defaults", sa.JSON, nullable=False),
+    sa.Column("decision_ids", sa.JSON, nullable=False),
+    sa.Column("key_id", sa.String(64)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("needs_check", sa.Boolean, nullable=False, default=False),
+    sa.Column("not_before", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("tries", sa.Integer, nullable=False, default=0),
+    sa.Column("claim_token", sa.String(40)),
+    sa.Column("claimed_at", sa.DateTime(timezone=True)),
+    sa.Column("last_error", sa.Text),
+    sa.Column("response_status", sa.Integer),
+    sa.Column("response_body", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_outbox_due", "status", "not_before"),
+)
+
+
+def idempotency_key(message_key: str, *parts: Any) -> str:
+    """Derive the key of one recipient (or recipient set) of one message."""
+    text = json.dumps([message_key, *parts], sort_keys=True, separators=(",", ":"),
+                      default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # SQLite keeps no offset: everything is stored in UTC and read back as UTC.
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Item:
+    """A send to put in the outbox."""
+
+    provider: str
+    resource: str
+    payload: Any
+    idempotency_key: str
+    recipients: Sequence[str] = ()
+    checks: Sequence[Mapping] = ()
+    defaults: Mapping[str, str] = field(default_factory=dict)
+    decision_ids: Sequence[str] = ()
+    key_id: str | None = None
+    not_before: datetime | None = None
+    needs_check: bool = False
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A row one worker (or request) holds, and the token that proves it."""
+
+    id: str
+    token: str
+    provider: str
+    resource: str
+    payload: Any
+    checks: tuple[Mapping, ...]
+    defaults: Mapping[str, str]
+    needs_check: bool
+    tries: int
+    decision_ids: tuple[str, ...]
+
+
+def _claim_from(row, token: str) -> Claim:
+    return Claim(row.id, token, row.provider, row.resource, row.payload, tuple(row.checks),
+                 dict(row.defaults), bool(row.needs_check), row.tries, tuple(row.decision_ids))
+
+
+class Outbox:
+    """Queue, claim and settle sends; every transition is one short transaction."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        lease: timedelta = timedelta(minutes=5),
+        retry_base: timedelta = timedelta(seconds=30),
+        retry_max: timedelta = timedelta(hours=1),
+    ):
+        self.engine = engine
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.lease = lease
+        self.retry_base = retry_base
+        self.retry_max = retry_max
+
+    def _now(self) -> datetime:
+        return _utc(self.clock())
+
+    def _insert(self, conn: Connection, item: Item, status: str, token: str | None) -> str | None:
+        now = self._now()
+        row_id = "out_" + secrets.token_hex(12)
+        exists = conn.execute(
+            sa.select(outbox.c.id).where(outbox.c.idempotency_key == item.idempotency_key)
+        ).first()
+        if exists:
+            return None
+        conn.execute(outbox.insert().values(
+            id=row_id, idempotency_key=item.idempotency_key, provider=item.provider,
+            resource=item.resource, payload=item.payload, recipients=list(item.recipients),
+            checks=[dict(c) for c in item.checks], defaults=dict(item.defaults),
+            decision_ids=list(item.decision_ids), key_id=item.key_id, status=status,
+            needs_check=item.needs_check, not_before=_utc(item.not_before) or now, tries=0,
+            claim_token=token, claimed_at=now if token else None, created_at=now,
+            updated_at=now,
+        ))
+        return row_id
+
+    def hold(self, item: Item) -> str | None:
+        """Queue ``item`` until its ``not_before``; None if its key was queued before."""
+        try:
+            with self.engine.begin() as conn:
+                return self._insert(conn, item, HELD, None)
+        except sa.exc.IntegrityError:
+            return None
+
+    def start_sending(self, item: Item) -> Claim | None:
+        """Record ``item`` as being sent now (before calling the provider); None if known."""
+        token = secrets.token_hex(16)
+        try:
+            with self.engine.begin() as conn:
+                row_id = self._insert(conn, item, SENDING, token)
+        except sa.exc.IntegrityError:
+            return None
+        if row_id is None:
+            return None
+        return Claim(row_id, token, item.provider, item.resource, item.payload,
+                     tuple(item.checks), dict(item.defaults), False, 0,
+                     tuple(item.decision_ids))
+
+    def claim_due(self, exclude: Iterable[str] = ()) -> Claim | None:
+        """Claim the next held row that is due (other than ``exclude``), or None."""
+        now = self._now()
+        token = secrets.token_hex(16)
+        skip = list(exclude)
+        for _ in range(10):
+            with self.engine.begin() as conn:
+                query = sa.select(outbox).where(outbox.c.status == HELD,
+                                                outbox.c.not_before <= now)
+                if skip:
+                    query = query.where(outbox.c.id.not_in(skip))
+                row = conn.execute(
+                    query
+                    .order_by(outbox.c.not_before, outbox.c.id)
+                    .limit(1)
+                    .with_for_update(skip_locked=True)
+                ).first()
+                if row is None:
+                    return None
+                # The compare-and-set is what makes the claim exclusive on SQLite, where
+                # FOR UPDATE does not exist; on PostgreSQL it is a no-op safety net.
+                taken = conn.execute(
+                    outbox.update()
+                    .where(outbox.c.id == row.id, outbox.c.status == HELD)
+                    .values(status=CLAIMED, claim_token=token, claimed_at=now, updated_at=now)
+                ).rowcount
+                if taken == 1:
+                    return _claim_from(row, token)
+        return None
+
+    def _settle(self, claim: Claim, from_status: Iterable[str], **values) -> bool:
+        values.setdefault("updated_at", self._now())
+        with self.engine.begin() as conn:
+            return conn.execute(
+                outbox.update()
+                .where(outbox.c.id == claim.id, outbox.c.claim_token == claim.token,
+                       outbox.c.status.in_(list(from_status)))
+                .values(**values)
+            ).rowcount == 1
+
+    def checked(self, claim: Claim, decision_ids: Sequence[str]) -> Claim:
+        """Record that the release check allowed the row."""
+        ids = [*claim.decision_ids, *decision_ids]
+        self._settle(claim, [CLAIMED], needs_check=False, decision_ids=ids)
+        return Claim(claim.id, claim.token, claim.provider, claim.resource, claim.payload,
+                     claim.checks, claim.defaults, False, claim.tries, tuple(ids))
+
+    def defer_again(self, claim: Claim, not_before: datetime,
+                    decision_ids: Sequence[str]) -> bool:
+        """Put a claimed row back to wait until ``not_before`` (still to be checked)."""
+        return self._settle(claim, [CLAIMED], status=HELD, not_before=_utc(not_before),
+                            claim_token=None, claimed_at=None,
+                            decision_ids=[*claim.decision_ids, *decision_ids])
+
+    def drop(self, claim: Claim, reason: str, decision_ids: Sequence[str]) -> bool:
+        """Give up a claimed row because the release check no longer allows it."""
+        return self._settle(claim, [CLAIMED], status=DROPPED, last_error=reason,
+                            decision_ids=[*claim.decision_ids, *decision_ids])
+
+    def begin_send(self, claim: Claim) -> bool:
+        """Commit that the provider is about to be called; False if the claim was lost."""
+        return self._settle(claim, [CLAIMED], status=SENDING, claimed_at=self._now())
+
+    def finish(self, claim: Claim, outcome: Outcome) -> str:
+        """Record how a send ended and return the row's new status."""
+        reply = outcome.reply
+        values: dict[str, Any] = {
+            "response_status": reply.status if reply else None,
+            "response_body": reply.body.decode("utf-8", "replace") if reply else None,
+            "last_error": outcome.error,
+            "tries": claim.tries + outcome.attempts,
+        }
+        if outcome.state == SENT:
+            status = DONE_SENT
+        elif outcome.state == REJECTED:
+            status = DONE_REJECTED
+        elif outcome.state == FAILED:
+            status = HELD
+            values.update(claim_token=None, claimed_at=None,
+                          not_before=self._now() + self._backoff(claim.tries, outcome))
+        else:
+            status = UNKNOWN
+        # A slow sender whose row was already marked unknown still reports what it learnt.
+        self._settle(claim, [SENDING, UNKNOWN], status=status, **values)
+        return status
+
+    def _backoff(self, tries: int, outcome: Outcome) -> timedelta:
+        delay = min(self.retry_base * (2 ** min(tries, 20)), self.retry_max)
+        delay += self.retry_base * random.random()
+        if outcome.retry_after is not None:
+            delay = max(delay, timedelta(seconds=outcome.retry_after))
+        return delay
+
+    def recover_stale(self) -> dict[str, int]:
+        """Free claims whose worker died: unsent ones are due again, sending ones unknown."""
+        now = self._now()
+        cutoff = now - self.lease
+        with self.engine.begin() as conn:
+            freed = conn.execute(
+                outbox.update()
+                .where(outbox.c.status == CLAIMED, outbox.c.claimed_at < cutoff)
+                .values(status=HELD, claim_token=None, claimed_at=None, updated_at=now)
+            ).rowcount
+            unknown = conn.execute(
+                outbox.update()
+                .where(outbox.c.status == SENDING, outbox.c.claimed_at < cutoff)
+                .values(status=UNKNOWN, updated_at=now,
+                        last_error="the sender stopped before the provider's answer was "
+                                   "recorded; check the provider before retrying")
+            ).rowcount
+        return {"freed": freed, "unknown": unknown}
+
+    def get(self, row_id: str) -> dict | None:
+        """Return one row as a dict, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(outbox).where(outbox.c.id == row_id)).first()
+        return _as_dict(row) if row else None
+
+    def rows(self, status: str | None = None, limit: int = 100) -> list[dict]:
+        """List rows, newest first, optionally of one status."""
+        query = sa.select(outbox).order_by(outbox.c.created_at.desc(), outbox.c.id).limit(limit)
+        if status:
+            query = query.where(outbox.c.status == status)
+        with self.engine.connect() as conn:
+            return [_as_dict(r) for r in conn.execute(query)]
+
+    def counts(self) -> dict[str, int]:
+        """Count rows per status."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status))
+            return {status: n for status, n in rows}
+
+    def retry(self, row_id: str) -> bool:
+        """Send an unknown or rejected row again (a human checked it was not delivered)."""
+        now = self._now()
+        with self.engine.begin() as conn:
+            return conn.execute(
+                outbox.update()
+                .where(outbox.c.id == row_id,
+                       outbox.c.status.in_([UNKNOWN, DONE_REJECTED]))
+                .values(status=HELD, not_before=now, claim_token=None, claimed_at=None,
+                        updated_at=now)
+            ).rowcount == 1
+
+    def mark_sent(self, row_id: str) -> bool:
+        """Settle an unknown row as sent (a human found it at the provider)."""
+        with self.engine.begin() as conn:
+            return conn.execute(
+                outbox.update()
+                .where(outbox.c.id == row_id, outbox.c.status == UNKNOWN)
+                .values(status=DONE_SENT, updated_at=self._now())
+            ).rowcount == 1
+
+
+def _as_dict(row) -> dict:
+    data = dict(row._mapping)
+    for name in ("not_before", "claimed_at", "created_at", "updated_at"):
+        value = _utc(data.get(name))
+        data[name] = value.isoformat() if value else None
+    data.pop("claim_token", None)
+    return data

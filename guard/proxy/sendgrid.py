@@ -1,0 +1,329 @@
+"""SendGrid v3 Mail Send, guarded: ``POST /v3/mail/send``.
+
+Every recipient (to, cc, bcc) of every personalization is checked. Allowed
+ones are forwarded in one request, otherwise unchanged; blocked and rerouted
+ones are removed; deferred ones wait in the outbox, one row each, and are
+checked again when released. The caller sees SendGrid's answer (202, empty
+body) plus ``X-Guard-*`` headers; SendGrid's own errors come back as they are.
+"""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from flask import Blueprint, Response, current_app, request
+
+from guard import proxy
+from guard.auth import authenticate_request
+from guard.errors import GuardError, InvalidField
+from guard.forward import UpstreamRequest
+from guard.outbox import Item, idempotency_key
+from guard.proxy import twilio
+
+bp = Blueprint("sendgrid", __name__)
+
+FIELDS = ("to", "cc", "bcc")
+# custom_args keys that carry the attempt; personalization-level wins over message-level.
+GUARD_ARGS = {"guard_purpose": "purpose", "guard_sender": "sender",
+              "guard_campaign": "campaign", "guard_product": "product"}
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One address of one personalization, and how the guard decided on it."""
+
+    index: int
+    field: str
+    address: Mapping[str, Any]
+    check: Mapping[str, Any]
+    args: Mapping[str, Any]
+    decision: Any = None
+
+    @property
+    def email(self) -> str:
+        return str(self.address.get("email"))
+
+
+@dataclass
+class Plan:
+    """What becomes of one Mail Send request."""
+
+    forward: dict | None = None
+    allowed: list[Recipient] = field(default_factory=list)
+    deferred: list[Recipient] = field(default_factory=list)
+    blocked: list[Recipient] = field(default_factory=list)
+    rerouted: list[Recipient] = field(default_factory=list)
+
+    @property
+    def decision_ids(self) -> list[str]:
+        everyone = self.allowed + self.deferred + self.blocked + self.rerouted
+        return [r.decision.decision_id for r in everyone if r.decision.decision_id]
+
+
+def _args(value: Any) -> dict:
+    # The official spec types message-level custom_args as a string; real clients send an
+    # object. Accept both, and ignore anything that is not an object.
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+def _send_at(value: Any, where: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidField(where, "send_at must be a unix timestamp")
+    try:
+        return datetime.fromtimestamp(value, UTC).isoformat()
+    except (OverflowError, OSError, ValueError):
+        raise InvalidField(where, f"send_at {value} is out of range") from None
+
+
+def read_recipients(body: Any) -> list[Recipient]:
+    """List every recipient of a Mail Send body with its check, raising InvalidField."""
+    if not isinstance(body, Mapping):
+        raise InvalidField("body", "must be a JSON object")
+    personalizations = body.get("personalizations")
+    if not isinstance(personalizations, list) or not personalizations:
+        raise InvalidField("personalizations", "must be a non-empty array")
+    message_args = _args(body.get("custom_args"))
+    template = body.get("template_id") if isinstance(body.get("template_id"), str) else None
+    message_at = _send_at(body.get("send_at"), "send_at")
+    recipients = []
+    for i, pers in enumerate(personalizations):
+        if not isinstance(pers, Mapping):
+            raise InvalidField(f"personalizations.{i}", "must be an object")
+        if not pers.get("to"):
+            raise InvalidField(f"personalizations.{i}.to", "at least one recipient is required")
+        args = {**message_args, **_args(pers.get("custom_args"))}
+        at = _send_at(pers.get("send_at"), f"personalizations.{i}.send_at") or message_at
+        attempt = {"channel": "email", "template": template, "at": at}
+        for arg, name in GUARD_ARGS.items():
+            if args.get(arg) not in (None, ""):
+                attempt[name] = str(args[arg])
+        attempt = {k: v for k, v in attempt.items() if v is not None}
+        for fld in FIELDS:
+            addresses = pers.get(fld) or []
+            if not isinstance(addresses, list):
+                raise InvalidField(f"personalizations.{i}.{fld}", "must be an array")
+            for j, address in enumerate(addresses):
+                where = f"personalizations.{i}.{fld}.{j}.email"
+                if not isinstance(address, Mapping) or not isinstance(address.get("email"), str):
+                    raise InvalidField(where, "an email address is required")
+                try:
+                    validate_email(address["email"], check_deliverability=False)
+                except EmailNotValidError as exc:
+                    raise InvalidField(where, f"{address['email']!r} is not an email address: "
+                                              f"{exc}") from None
+                check = {**attempt, "to": address["email"]}
+                recipients.append(Recipient(i, fld, address, check, args))
+    return recipients
+
+
+def validate_attempts(policy, recipients: list[Recipient], defaults: Mapping[str, str]) -> None:
+    """Reject an unknown purpose or sender before anyone is checked, so nothing is half-stored."""
+    seen = set()
+    for r in recipients:
+        purpose = r.check.get("purpose") or defaults.get("purpose")
+        sender = r.check.get("sender") or defaults.get("sender")
+        if (purpose, sender) in seen:
+            continue
+        seen.add((purpose, sender))
+        if not purpose:
+            raise InvalidField("custom_args.guard_purpose",
+                               "no purpose: set it or give the API key a default purpose")
+        if purpose not in policy.purposes:
+            raise InvalidField("custom_args.guard_purpose",
+                               f"unknown purpose {purpose!r} (known: "
+                               f"{', '.join(sorted(policy.purposes))})")
+        if not sender:
+            raise InvalidField("custom_args.guard_sender",
+                               "no sender: set it or give the API key a default sender")
+        if not policy.knows_sender(sender):
+            raise InvalidField("custom_args.guard_sender",
+                               f"sender {sender!r} matches none of the policy's senders")
+
+
+def _rest_of(pers: Mapping) -> dict:
+    return {k: v for k, v in pers.items() if k not in FIELDS}
+
+
+def rebuild(body: Mapping, keep: list[Recipient]) -> dict | None:
+    """Rebuild the body with only ``keep``; None when no one is left.
+
+    A personalization left without ``to`` (SendGrid requires one) gives each
+    of its remaining cc / bcc recipients a personalization of their own, so no
+    one sees an address they were not meant to see.
+    """
+    out = copy.deepcopy(dict(body))
+    personalizations = []
+    for i, pers in enumerate(body["personalizations"]):
+        mine = [r for r in keep if r.index == i]
+        if not mine:
+            continue
+        rest = _rest_of(pers)
+        to = [dict(r.address) for r in mine if r.field == "to"]
+        if to:
+            new = copy.deepcopy(rest)
+            new["to"] = to
+            for fld in ("cc", "bcc"):
+                others = [dict(r.address) for r in mine if r.field == fld]
+                if others:
+                    new[fld] = others
+            personalizations.append(new)
+        else:
+            for r in mine:
+                personalizations.append({**copy.deepcopy(rest), "to": [dict(r.address)]})
+    if not personalizations:
+        return None
+    out["personalizations"] = personalizations
+    return out
+
+
+def plan(body: Mapping, check: Callable[[Mapping], Any], *, policy=None,
+         defaults: Mapping[str, str] | None = None) -> Plan:
+    """Check every recipient with ``check`` and sort them by verdict."""
+    result = Plan()
+    recipients = read_recipients(body)
+    if policy is not None:
+        validate_attempts(policy, recipients, defaults or {})
+    for recipient in recipients:
+        decided = Recipient(recipient.index, recipient.field, recipient.address,
+                            recipient.check, recipient.args, check(recipient.check))
+        verdict = decided.decision.verdict
+        {"allow": result.allowed, "defer": result.deferred, "block": result.blocked,
+         "reroute": result.rerouted}[verdict].append(decided)
+    result.forward = rebuild(body, result.allowed)
+    return result
+
+
+def upstream_request(payload: Mapping, conf: proxy.ProxySettings) -> UpstreamRequest:
+    """Build the Mail Send request to SendGrid with the guard's own key."""
+    return UpstreamRequest(
+        "POST", f"{conf.sendgrid_url}/v3/mail/send",
+        {"Authorization": f"Bearer {conf.sendgrid_api_key or ''}",
+         "Content-Type": "application/json"},
+        json.dumps(payload, separators=(",", ":")).encode(),
+    )
+
+
+def errors_response(status: int, message: str, field_name: str | None = None) -> Response:
+    """Answer in SendGrid's error shape."""
+    body = {"errors": [{"message": message, "field": field_name, "help": None}]}
+    body["errors"][0] = {k: v for k, v in body["errors"][0].items() if v is not None}
+    return Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+@bp.errorhandler(GuardError)
+def _guard_error(exc: GuardError) -> Response:
+    return errors_response(exc.status, exc.detail, exc.field)
+
+
+def _read_body() -> Any:
+    raw = request.get_data()
+    if request.headers.get("Content-Encoding", "").lower() == "gzip":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError):
+            raise InvalidField("body", "Content-Encoding is gzip but the body is not") from None
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise InvalidField("body", f"not valid JSON: {exc}") from None
+
+
+def _reroute(recipient: Recipient, key) -> str:
+    """Carry a rerouted recipient on its new channel when the request allows; say what happened."""
+    decision = recipient.decision
+    target = dict(decision.reroute or {})
+    if target.get("owner") and not target.get("channel"):
+        return f"owner {target['owner']}"
+    channel = target.get("channel")
+    if channel == "sms":
+        return f"sms ({_send_sms_instead(recipient, key)})"
+    return f"{channel or 'elsewhere'} (reported)"
+
+
+def _send_sms_instead(recipient: Recipient, key) -> str:
+    text = recipient.args.get("guard_sms")
+    if not text:
+        return "reported: no guard_sms text"
+    if not recipient.decision.person:
+        return "reported: unknown person"
+    conf = proxy.settings()
+    sender = recipient.args.get("guard_sms_from") or conf.twilio_from
+    if not sender:
+        return "reported: no guard_sms_from or GUARD_TWILIO_FROM"
+    guard = current_app.extensions["guard"]
+    phones = guard.person(recipient.decision.person)["profile"].get("phones") or []
+    if not phones:
+        return "reported: no phone number on file"
+    sms_check = {**recipient.check, "channel": "sms", "to": phones[0]}
+    sms_check.pop("template", None)
+    form = {"To": phones[0], "From": str(sender), "Body": str(text)}
+    try:
+        return twilio.send_or_hold("Messages", form, sms_check, key,
+                                   message_key=recipient.decision.decision_id or uuid.uuid4().hex)
+    except GuardError as exc:
+        # The email part of the request stands; the SMS could not even be judged.
+        return f"reported: {exc.detail}"
+
+
+@bp.post("/v3/mail/send")
+def mail_send() -> Response:
+    """Check, split and forward a SendGrid Mail Send request."""
+    key = authenticate_request("send")
+    body = _read_body()
+    guard = current_app.extensions["guard"]
+    result = plan(body, lambda attempt: guard.check(attempt, commit=True, defaults=key.defaults),
+                  policy=guard.policy, defaults=key.defaults)
+    message_key = request.headers.get("Idempotency-Key") or uuid.uuid4().hex
+    box = proxy.outbox()
+    response = Response(status=202)
+    if result.forward is not None:
+        claim = box.start_sending(Item(
+            "sendgrid", "mail", result.forward,
+            idempotency_key(message_key, "sendgrid", sorted(
+                (r.index, r.field, r.email) for r in result.allowed)),
+            recipients=[r.email for r in result.allowed], defaults=key.defaults,
+            decision_ids=[r.decision.decision_id for r in result.allowed], key_id=key.id,
+        ))
+        if claim is not None:
+            _, outcome = proxy.deliver(claim)
+            if outcome.state == "rejected":
+                # SendGrid refused the message itself: the caller fixes and resends it, so
+                # nothing of this request is held or rerouted (the resend would double it).
+                reply = outcome.reply
+                return Response(reply.body, status=reply.status,
+                                content_type=reply.headers.get("Content-Type",
+                                                               "application/json"))
+    for r in result.deferred:
+        box.hold(Item(
+            "sendgrid", "mail", rebuild(body, [Recipient(r.index, "to", r.address, r.check,
+                                                         r.args, r.decision)]),
+            idempotency_key(message_key, "sendgrid", r.index, r.field, r.email),
+            recipients=[r.email], checks=[r.check], defaults=key.defaults,
+            decision_ids=[r.decision.decision_id], key_id=key.id,
+            not_before=r.decision.not_before, needs_check=True,
+        ))
+    rerouted = [f"{r.email} -> {_reroute(r, key)}" for r in result.rerouted]
+    response.headers["X-Guard-Decisions"] = ",".join(result.decision_ids)
+    response.headers["X-Guard-Blocked"] = str(len(result.blocked))
+    response.headers["X-Guard-Deferred"] = str(len(result.deferred))
+    response.headers["X-Guard-Rerouted"] = str(len(result.rerouted))
+    if rerouted:
+        # Header values are Latin-1; an internationalised address is escaped, not dropped.
+        response.headers["X-Guard-Rerouted-To"] = "; ".join(rerouted).encode(
+            "ascii", "backslashreplace").decode()
+    return response

@@ -1,0 +1,123 @@
+"""The background worker: release the outbox when sends are due, and run scheduled jobs.
+
+Several workers (or replicas) may run against one PostgreSQL store: each row
+is claimed by one of them (see ``guard.outbox``). A worker stopped with
+SIGTERM finishes the row in hand; one killed outright leaves at most one row
+``sending``, which becomes ``unknown`` when its lease ends, never sent twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask
+
+from guard import proxy
+from guard.errors import InvalidField
+from guard.outbox import Claim, Outbox
+from policies.model import VERDICT_RANK
+
+log = logging.getLogger(__name__)
+
+# Scheduled jobs run once per worker cycle after the outbox, each as job(app). The CRM
+# sync and write-back append theirs here; a job that fails is logged, the others still run.
+JOBS: list[Callable[[Flask], Any]] = []
+
+
+def _recheck(app: Flask, box: Outbox, claim: Claim) -> Claim | None:
+    """Check a deferred row again; return the claim to send, or None if it is not to be sent."""
+    guard = app.extensions["guard"]
+    decisions = []
+    try:
+        for body in claim.checks:
+            decisions.append(guard.check(body, commit=True, defaults=claim.defaults))
+    except InvalidField as exc:
+        # The policy changed under the held send (e.g. a purpose was removed): never send
+        # what today's policy cannot even judge.
+        box.drop(claim, f"no longer checkable: {exc.detail}", [])
+        return None
+    ids = [d.decision_id for d in decisions if d.decision_id]
+    worst = max(decisions, key=lambda d: VERDICT_RANK[d.verdict])
+    if worst.verdict in ("block", "reroute"):
+        reasons = " ".join(r.message for r in worst.reasons)
+        box.drop(claim, f"{worst.verdict} at release: {reasons}", ids)
+        return None
+    if worst.verdict == "defer":
+        box.defer_again(claim, worst.not_before, ids)
+        return None
+    return box.checked(claim, ids)
+
+
+def release_one(app: Flask, exclude: set[str] | None = None) -> str | None:
+    """Claim, re-check and send the next due outbox row; return its new status, None if none.
+
+    Rows in ``exclude`` (already tried in this cycle) wait for the next cycle, so a
+    provider that keeps failing is not hammered in a loop.
+    """
+    box: Outbox = app.extensions["guard.outbox"]
+    claim = box.claim_due(exclude or ())
+    if claim is None:
+        return None
+    if exclude is not None:
+        exclude.add(claim.id)
+    if claim.needs_check:
+        checked = _recheck(app, box, claim)
+        if checked is None:
+            return (box.get(claim.id) or {}).get("status")
+        claim = checked
+    if not box.begin_send(claim):
+        return "lost"
+    status, _ = proxy.deliver(claim, app=app)
+    return status
+
+
+def release_due(app: Flask, *, limit: int = 1000,
+                stop: threading.Event | None = None) -> Counter:
+    """Release due outbox rows one at a time until none is due; count the results."""
+    box: Outbox = app.extensions["guard.outbox"]
+    counts: Counter = Counter({k: v for k, v in box.recover_stale().items() if v})
+    tried: set[str] = set()
+    for _ in range(limit):
+        if stop is not None and stop.is_set():
+            break
+        status = release_one(app, tried)
+        if status is None:
+            break
+        counts[status] += 1
+    return counts
+
+
+def run_jobs(app: Flask) -> None:
+    """Run every scheduled job once."""
+    for job in list(JOBS):
+        try:
+            job(app)
+        except Exception:  # one broken job must not stop outbox delivery
+            log.exception("scheduled job %s failed", getattr(job, "__name__", job))
+
+
+def run(app: Flask, *, once: bool = False, interval: float = 5.0,
+        stop: threading.Event | None = None,
+        report: Callable[[Counter], None] | None = None) -> None:
+    """Release the outbox and run jobs every ``interval`` seconds until stopped."""
+    stop = stop or threading.Event()
+    with app.app_context():
+        while not stop.is_set():
+            counts = release_due(app, stop=stop)
+            run_jobs(app)
+            if report and counts:
+                report(counts)
+            if once:
+                return
+            stop.wait(interval)
+
+
+def stop_on_signals(stop: threading.Event) -> None:
+    """Let SIGTERM and SIGINT finish the row in hand, then stop."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
