@@ -1,5 +1,105 @@
-"""Commands of this area (none yet)."""
+"""CRM commands: ``guard sync``, ``guard install``, ``guard push``."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+
+import click
+
+from guard.cli.service import _guard, _store_errors
+
+CRMS = click.Choice(["salesforce", "hubspot"])
+# Exit status of a sync that stopped early (API quota, an outage): the next run resumes.
+EXIT_STOPPED = 3
+
+
+def _crm_errors(func):
+    """Report what the CRM refused (credentials, mapping, quota, outage) as one line."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from guard.crm import connector_errors
+
+        system = kwargs.get("system", "crm")
+        try:
+            return func(*args, **kwargs)
+        except connector_errors() as exc:
+            text = " ".join(str(exc).split()) or exc.__class__.__name__
+            raise click.ClickException(f"{system}: {text}") from None
+
+    return wrapper
+
+
+def _connector(system: str):
+    from guard.crm import connector_from_env
+
+    return connector_from_env(system, os.environ)
+
+
+@click.command()
+@click.argument("system", type=CRMS)
+@_store_errors
+@_crm_errors
+def sync(system: str) -> None:
+    """Sync SYSTEM's records into the store (incremental from the last bookmark)."""
+    from guard.crm import run_sync
+
+    guard = _guard()
+    connector = _connector(system)
+    seen = {"events": 0}
+
+    def progress(batch, result) -> None:
+        seen["events"] += len(batch.events)
+        click.echo(f"\r{batch.stream:<28} {seen['events']:>9} events", nl=False, err=True)
+
+    summary, rejected = run_sync(guard, connector, progress)
+    click.echo("", err=True)
+    click.echo(f"{'stream':<28} {'records':>9} {'deleted':>9}")
+    for stream in sorted(set(summary.counts) | set(summary.deleted)):
+        click.echo(f"{stream:<28} {summary.counts.get(stream, 0):>9} "
+                   f"{summary.deleted.get(stream, 0):>9}")
+    click.echo(f"{seen['events']} events stored, {len(rejected)} rejected")
+    for problem in rejected[:20]:
+        click.echo(f"rejected {problem['stream']}: {problem['detail']}", err=True)
+    if len(rejected) > 20:
+        click.echo(f"… and {len(rejected) - 20} more rejected", err=True)
+    if summary.stopped:
+        click.echo(f"{system}: stopped early: {summary.stopped} "
+                   "(bookmarks kept; the next run resumes)", err=True)
+        sys.exit(EXIT_STOPPED)
+
+
+@click.command()
+@click.argument("system", type=CRMS)
+@_crm_errors
+def install(system: str) -> None:
+    """Create the plugin's fields/properties in SYSTEM (safe to run again)."""
+    done = _connector(system).install()
+    for line in done:
+        click.echo(line)
+    if not done:
+        click.echo(f"{system}: everything is installed; nothing changed")
+
+
+@click.command()
+@click.argument("system", type=CRMS)
+@_store_errors
+@_crm_errors
+def push(system: str) -> None:
+    """Write changed guard flags and open owner tasks to SYSTEM now."""
+    from guard.crm import push_tasks, write_flags
+
+    guard = _guard()
+    connector = _connector(system)
+    flags = write_flags(guard, connector)
+    tasks = push_tasks(guard, connector)
+    click.echo(f"{system}: flags written to {flags} records, {tasks} tasks created")
 
 
 def register(group):
-    """Add this module's commands to the ``guard`` group."""
+    """Add the CRM commands to the ``guard`` group."""
+    group.add_command(sync)
+    group.add_command(install)
+    group.add_command(push)
