@@ -1,0 +1,1 @@
+"""Benchmarks of Contact Guard: ``python -m bench`` prints a table and writes results.json."""

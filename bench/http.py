@@ -1,0 +1,73 @@
+"""HTTP figure: ``POST /v1/check`` latency under gunicorn at a steady request rate."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+from bench.figure import Figure, NotMeasured, Target, percentile
+from bench.population import attempts
+from bench.serving import guard_server, upstream
+
+FIGURES = {"http_check_p99_ms": ("ms", Target("<=", 10))}
+CLIENTS = 16
+
+
+def measure(size) -> list[Figure]:
+    """Send checks at ``http_rate`` per second for ``http_seconds``; report the 99th percentile.
+
+    The load is open-loop: request i is due at start + i / rate, and its
+    latency counts from when it was due, so a slow server cannot hide its
+    backlog by slowing the client down (no coordinated omission).
+    """
+    from policies import default_policy_path, load_policy
+
+    policy = load_policy(default_policy_path())
+    people = size.store_people
+    total = int(size.http_rate * size.http_seconds)
+    bodies = list(attempts(total + 20, people, seed=31))
+    with upstream() as upstream_url, guard_server(people, upstream_url, policy) as (url, key):
+        local = threading.local()
+
+        def session() -> requests.Session:
+            if not hasattr(local, "session"):
+                local.session = requests.Session()
+                local.session.headers["Authorization"] = f"Bearer {key}"
+            return local.session
+
+        for body in bodies[:20]:  # warm both workers' caches and connections
+            session().post(f"{url}/v1/check", json=body, timeout=10)
+        latencies: list[float] = []
+        statuses: dict[int, int] = {}
+        lock = threading.Lock()
+        start = time.perf_counter() + 0.05
+
+        def one(i: int) -> None:
+            due = start + i / size.http_rate
+            pause = due - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+            reply = session().post(f"{url}/v1/check", json=bodies[20 + i], timeout=10)
+            done = time.perf_counter()
+            with lock:
+                latencies.append(done - due)
+                statuses[reply.status_code] = statuses.get(reply.status_code, 0) + 1
+
+        with ThreadPoolExecutor(CLIENTS) as pool:
+            list(pool.map(one, range(total)))
+        elapsed = time.perf_counter() - start
+    if set(statuses) != {200}:
+        raise NotMeasured(f"/v1/check answered {statuses}; expected only 200")
+    ms = [s * 1000 for s in latencies]
+    return [Figure("http_check_p99_ms", *FIGURES["http_check_p99_ms"],
+                   value=round(percentile(ms, 99), 2),
+                   params={"rate_per_s": size.http_rate, "seconds": size.http_seconds,
+                           "requests": total, "achieved_per_s": round(total / elapsed),
+                           "p50_ms": round(percentile(ms, 50), 2),
+                           "p90_ms": round(percentile(ms, 90), 2),
+                           "people": people, "store": "sqlite", "commit": True,
+                           "server": "gunicorn, 2 workers × 8 threads (the Procfile's)",
+                           "client_threads": CLIENTS})]

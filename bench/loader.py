@@ -1,0 +1,191 @@
+"""Fill stores with a seeded population: ingest a template, then replicate it to any size.
+
+Ingesting events one by one is the product's own path, but far too slow to
+build a million people for every run. So a template of a few hundred people
+goes in through ``Guard.ingest`` (the store computes their profiles and
+ledgers itself), and the rows it wrote are copied with shifted addresses
+until the store holds as many people as asked: person i + k·n is person i's
+double, reachable at ``email_of(i + k·n)`` and ``phone_of(i + k·n)``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import copy
+import re
+import secrets
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from bench.figure import NotMeasured
+from bench.population import EPOCH, email_of, people_events, phone_of
+
+POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+_CHUNK = 2_000
+_EMAIL = re.compile(r"^person(\d+)@example\.com$")
+_PHONE = re.compile(r"^\+4915(\d{9})$")
+_REF = re.compile(r"^dms:C-(\d+)$")
+
+
+TEMPLATE_PEOPLE = 200
+_templates: dict[int, Engine] = {}
+
+
+def template_store(policy, people: int = TEMPLATE_PEOPLE) -> Engine:
+    """Return the template store of ``people``, ingested once per run and removed at exit."""
+    if people not in _templates:
+        directory = tempfile.TemporaryDirectory(prefix="bench-template-")
+        engine = ingest_template(Path(directory.name), people, policy)
+        atexit.register(directory.cleanup)
+        atexit.register(engine.dispose)
+        _templates[people] = engine
+    return _templates[people]
+
+
+def ingest_template(directory: Path, people: int, policy) -> Engine:
+    """Ingest the first ``people`` of the population into a fresh SQLite store."""
+    from guard.db import make_engine, upgrade
+    from guard.service import Guard
+
+    engine = make_engine(f"sqlite:///{directory / 'template.db'}")
+    upgrade(engine)
+    guard = Guard(engine, policy, clock=lambda: EPOCH)
+    batch: list[dict] = []
+    for event in people_events(people):
+        batch.append(event)
+        if len(batch) == 1_000:
+            _ingest(guard, batch)
+            batch = []
+    if batch:
+        _ingest(guard, batch)
+    return engine
+
+
+def _ingest(guard, batch: list[dict]) -> None:
+    result = guard.ingest(batch)
+    if result["rejected"]:
+        raise NotMeasured(f"the store rejected generated events: {result['rejected'][:2]}")
+
+
+@contextmanager
+def store(backend: str) -> Iterator[Engine]:
+    """Yield an empty, migrated store on ``backend`` (sqlite or postgresql); remove it after."""
+    from guard.db import make_engine, upgrade
+
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="bench-") as directory:
+            engine = make_engine(f"sqlite:///{Path(directory) / 'guard.db'}")
+            upgrade(engine)
+            try:
+                yield engine
+            finally:
+                engine.dispose()
+        return
+    try:
+        admin = sa.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+        with admin.connect() as conn:
+            conn.execute(sa.text("select 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure to connect: say so
+        raise NotMeasured(f"PostgreSQL at {POSTGRES_URL} unreachable: "
+                          f"{str(exc).splitlines()[0]}") from None
+    schema = f"bench_{secrets.token_hex(5)}"
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'create schema "{schema}"'))
+    url = f"{POSTGRES_URL}?options={quote(f'-csearch_path={schema}')}"
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'drop schema "{schema}" cascade'))
+        admin.dispose()
+
+
+def replicate(template: Engine, target: Engine, people: int) -> None:
+    """Copy the template's rows into ``target`` until it holds ``people`` people."""
+    from guard.db import accounts, campaigns, identities, ledger
+    from guard.db import people as people_table
+
+    with template.connect() as conn:
+        persons = [dict(r) for r in conn.execute(sa.select(people_table)).mappings()]
+        ids = [dict(r) for r in conn.execute(sa.select(identities)).mappings()]
+        entries = [dict(r) for r in conn.execute(sa.select(ledger)).mappings()]
+        fixed = {t: [dict(r) for r in conn.execute(sa.select(t)).mappings()]
+                 for t in (accounts, campaigns)}
+    index = {row["person_id"]: int(m.group(1)) for row in ids
+             if row["kind"] == "ref" and (m := _REF.match(row["value"]))}
+    size = len(index)
+    if size == 0:
+        raise NotMeasured("the template store holds no people")
+    ids_of: dict[str, list[dict]] = {}
+    for row in ids:
+        ids_of.setdefault(row["person_id"], []).append(row)
+    ledger_of: dict[str, list[dict]] = {}
+    for row in entries:
+        ledger_of.setdefault(row["person_id"], []).append(row)
+    with target.begin() as conn:
+        for table, rows in fixed.items():
+            if rows:
+                conn.execute(sa.insert(table), [_aware(r) for r in rows])
+    copies = -(-people // size)
+    out: dict[sa.Table, list[dict]] = {people_table: [], identities: [], ledger: []}
+    for k in range(copies):
+        for row in persons:
+            i = index.get(row["id"])
+            if i is None or i + k * size >= people:
+                continue
+            person_id = row["id"] if k == 0 else f"{row['id']}_{k}"
+            offset = k * size
+            profile = copy.deepcopy(row["profile"])
+            profile["id"] = person_id
+            profile["emails"] = [_shift(v, offset) for v in profile.get("emails") or ()]
+            profile["phones"] = [_shift(v, offset) for v in profile.get("phones") or ()]
+            out[people_table].append(_aware({**row, "id": person_id, "profile": profile}))
+            for ident in ids_of.get(row["id"], ()):
+                out[identities].append({**ident, "person_id": person_id,
+                                        "value": _shift(ident["value"], offset)})
+            for entry in ledger_of.get(row["id"], ()):
+                key = entry["record_key"]
+                out[ledger].append(_aware({
+                    **entry, "id": f"{entry['id']}_{k}", "person_id": person_id,
+                    "record_key": f"{key}#{k}" if key else None}))
+        if sum(len(v) for v in out.values()) >= _CHUNK:
+            _flush(target, out)
+    _flush(target, out)
+
+
+def _flush(target: Engine, out: dict[sa.Table, list[dict]]) -> None:
+    with target.begin() as conn:
+        for table, rows in out.items():
+            if rows:
+                conn.execute(sa.insert(table), rows)
+            rows.clear()
+
+
+def _shift(value: str, offset: int) -> str:
+    """Return person i's address or reference as person (i + offset)'s."""
+    if offset == 0:
+        return value
+    if m := _EMAIL.match(value):
+        return email_of(int(m.group(1)) + offset)
+    if m := _PHONE.match(value):
+        return phone_of(int(m.group(1)) + offset)
+    if m := _REF.match(value):
+        return f"dms:C-{int(m.group(1)) + offset}"
+    return f"{value}#{offset}"
+
+
+def _aware(row: dict) -> dict:
+    # SQLite hands times back without an offset; they are UTC, and PostgreSQL
+    # must be told so rather than assume its own time zone.
+    return {k: (v.replace(tzinfo=UTC) if isinstance(v, datetime) and v.tzinfo is None else v)
+            for k, v in row.items()}

@@ -1,0 +1,166 @@
+"""Run the benchmark groups, print a table and write ``bench/results.json``.
+
+Each group is a module with ``FIGURES`` (name → unit and target) and
+``measure(size) -> list[Figure]``. A group that cannot run (a missing part,
+an unreachable database) reports its figures as not measured, with the
+reason; the run itself never crashes because of one group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.figure import Figure, NotMeasured
+
+GROUPS = ("engine", "store", "growth", "http", "proxy", "screen", "sync")
+RESULTS = Path(__file__).with_name("results.json")
+
+
+@dataclass(frozen=True)
+class Size:
+    """How big each group runs: reduced for ``--quick``, full otherwise."""
+
+    mode: str
+    rounds: int
+    engine_people: int
+    engine_attempts: int
+    store_people: int
+    store_template: int
+    store_checks: int
+    growth_small: int
+    growth_large: int
+    growth_checks: int
+    http_rate: int
+    http_seconds: float
+    proxy_sends: int
+    screen_people: int
+    screen_recipients: int
+    sync_records: int
+
+
+QUICK = Size(mode="quick", rounds=3, engine_people=2_000, engine_attempts=3_000,
+             store_people=2_000, store_template=200, store_checks=300,
+             growth_small=1_000, growth_large=10_000, growth_checks=300,
+             http_rate=200, http_seconds=3, proxy_sends=150,
+             screen_people=10_000, screen_recipients=10_000, sync_records=300)
+FULL = Size(mode="full", rounds=5, engine_people=10_000, engine_attempts=20_000,
+            store_people=10_000, store_template=1_000, store_checks=3_000,
+            growth_small=10_000, growth_large=1_000_000, growth_checks=3_000,
+            http_rate=200, http_seconds=30, proxy_sends=2_000,
+            screen_people=1_000_000, screen_recipients=1_000_000, sync_records=10_000)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, run the chosen groups, print and save the results."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="every figure at reduced size (about a minute)")
+    parser.add_argument("--only", nargs="+", choices=GROUPS, metavar="GROUP",
+                        help=f"run only these groups ({', '.join(GROUPS)})")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
+    args = parser.parse_args(argv)
+    size = QUICK if args.quick else FULL
+    chosen = args.only or GROUPS
+    figures: list[Figure] = []
+    started = time.perf_counter()
+    for group in GROUPS:
+        if group in chosen:
+            figures.extend(run_group(group, size))
+    elapsed = time.perf_counter() - started
+    print(table(figures))
+    print(f"\n{size.mode} run, {elapsed:.0f} s; results in {args.out}")
+    write(args.out, figures, size, elapsed)
+    return 0
+
+
+def run_group(group: str, size: Size) -> list[Figure]:
+    """Run one group; turn any failure into 'not measured' figures that say why."""
+    print(f"[bench] {group} …", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    try:
+        module = importlib.import_module(f"bench.{group}")
+    except ImportError as exc:
+        return _unmeasured({}, f"{group}: cannot import ({exc})")
+    try:
+        figures = module.measure(size)
+    except NotMeasured as exc:
+        figures = _unmeasured(module.FIGURES, str(exc))
+    except Exception as exc:  # noqa: BLE001 - one broken part must not stop the others
+        detail = traceback.format_exception_only(exc)[-1].strip()
+        figures = _unmeasured(module.FIGURES, f"failed: {detail}")
+        traceback.print_exc(file=sys.stderr)
+    print(f"[bench] {group} done in {time.perf_counter() - started:.1f} s",
+          file=sys.stderr, flush=True)
+    return figures
+
+
+def _unmeasured(declared: dict, reason: str) -> list[Figure]:
+    return [Figure(name, unit, target, reason=reason)
+            for name, (unit, target) in declared.items()]
+
+
+def table(figures: list[Figure]) -> str:
+    """Render the figures as a plain-text table."""
+    rows = [("figure", "value", "unit", "target", "met")]
+    for f in figures:
+        if f.value is None:
+            rows.append((f.name, "not measured", "", f.target.text, f.reason or ""))
+        else:
+            rows.append((f.name, _number(f.value), f.unit, f.target.text,
+                         "yes" if f.met else "NO"))
+    widths = [max(len(r[i]) for r in rows[:1] + [r for r in rows if r[1] != "not measured"]
+                  or rows) for i in range(4)]
+    lines = []
+    for r in rows:
+        head = "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r[:4]))
+        lines.append(f"{head}  {r[4]}")
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
+
+
+def write(path: Path, figures: list[Figure], size: Size, elapsed: float) -> None:
+    """Write figure name → value, unit, target and parameters, with the machine it ran on."""
+    data = {
+        "run": {
+            "mode": size.mode,
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "seconds": round(elapsed, 1),
+            "machine": machine(),
+        },
+        "figures": {f.name: f.to_dict() for f in figures},
+    }
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def machine() -> dict:
+    """Describe the machine: CPU model, cores, memory, Python."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = None
+    try:
+        pages, page = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+        memory = f"{pages * page / 2**30:.1f} GiB"
+    except (ValueError, OSError, AttributeError):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory": memory,
+            "python": platform.python_version(), "os": platform.platform(terse=True)}
