@@ -60,6 +60,11 @@ def one(events, record_type, record_id):
 @pytest.fixture
 def portal(fake):
     """A small dealer portal: a customer who bought a car, a prospect, a company."""
+    return seed_portal(fake)
+
+
+def seed_portal(fake) -> dict[str, str]:
+    """Fill ``fake`` with the small dealer portal; return the record ids by name."""
     ids = {}
     ids["acme"] = fake.add("companies", {"name": "Acme", "domain": "acme.com",
                                          "hubspot_owner_id": "77"})  # fmt: skip
