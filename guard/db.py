@@ -30,6 +30,8 @@ people = sa.Table(
     sa.Column("profile", sa.JSON, nullable=False),
     sa.Column("flags", sa.JSON),
     sa.Column("flags_hash", sa.String(64)),
+    # When a flag line next runs out by the calendar (the worker refreshes the flags then).
+    sa.Column("flags_lapse_at", _TIME, index=True),
     sa.Column("erased", sa.Boolean, nullable=False, default=False),
     sa.Column("created_at", _TIME, nullable=False),
     sa.Column("updated_at", _TIME, nullable=False),

@@ -7,7 +7,9 @@ its date, e.g. "In purchase cool-down until 2027-04-07".
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+
+import sqlalchemy as sa
 
 from policies.model import Profile
 
@@ -58,6 +60,65 @@ def flags_for(profile: Profile, policy, now: datetime) -> tuple[str, list[str]]:
     if blocked_everything:
         return DO_NOT_CONTACT, lines
     return (CAUTION if lines else CLEAR), lines
+
+
+def lapses_at(profile: Profile, policy, now: datetime) -> datetime | None:
+    """Return when the next of the person's flag lines runs out by the calendar, or None.
+
+    A cool-down, a contract, a replacement cycle and a do-not-market date end
+    without any new event; the worker refreshes the flags then, so a rep never
+    reads "In purchase cool-down" about a purchase from last year.
+    """
+    if profile.erased:
+        return None
+    today = now.date()
+    moments: list[datetime] = []
+    latest = max((p for p in profile.purchases if p.at), key=lambda p: p.at, default=None)
+    if latest is not None:
+        moments.append(latest.at + _cooldown(policy))
+        if profile.replacement_cycle_years:
+            until = latest.at.date() + timedelta(
+                days=round(profile.replacement_cycle_years * DAYS_PER_YEAR))
+            moments.append(_midnight(until))
+    # A contract shows through its last day; the date-only lines while still ahead.
+    moments.extend(_midnight(c.end + timedelta(days=1)) for c in profile.contracts
+                   if c.status == "active" and c.end and c.end >= today)
+    if profile.do_not_market_until:
+        moments.append(_midnight(profile.do_not_market_until))
+    ahead = [m for m in moments if m > now]
+    return min(ahead, default=None)
+
+
+def refresh_lapsed(engine: sa.Engine, policy, now: datetime, limit: int = 1000) -> int:
+    """Recompute the flags of people whose flag lines ran out; return how many changed."""
+    from guard.db import people
+    from guard.profiles import hash_flags
+
+    with engine.connect() as conn:
+        due = conn.execute(
+            sa.select(people.c.id, people.c.profile, people.c.flags_hash, people.c.updated_at)
+            .where(people.c.flags_lapse_at <= now, people.c.erased.is_(False))
+            .order_by(people.c.flags_lapse_at).limit(limit)).all()
+    changed = 0
+    for person_id, stored, old_hash, updated_at in due:
+        profile = Profile.from_dict(stored)
+        status, lines = flags_for(profile, policy, now)
+        flags = {"status": status, "flags": lines}
+        flags_hash = hash_flags(flags)
+        values: dict = {"flags_lapse_at": lapses_at(profile, policy, now)}
+        if flags_hash != old_hash:
+            values.update(flags={**flags, "updated": now.isoformat()}, flags_hash=flags_hash,
+                          updated_at=now)
+        with engine.begin() as conn:
+            # Only if no ingest rebuilt the person meanwhile (it computed fresher flags).
+            done = conn.execute(sa.update(people).where(
+                people.c.id == person_id, people.c.updated_at == updated_at).values(**values))
+        changed += bool(done.rowcount and flags_hash != old_hash)
+    return changed
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0, 0), tzinfo=UTC)
 
 
 def _current_opt_outs(profile: Profile) -> list:

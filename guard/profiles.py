@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from guard.db import accounts, identities, people, records
-from guard.flags import flags_for
+from guard.flags import flags_for, lapses_at
 from policies.model import (
     Account,
     Case,
@@ -200,7 +200,8 @@ def rebuild(conn: Connection, person_ids: Iterable[str], policy, now: datetime) 
         status, lines = flags_for(profile, policy, now)
         flags = {"status": status, "flags": lines}
         flags_hash = hash_flags(flags)
-        values: dict[str, Any] = {"profile": profile.to_dict(), "updated_at": now}
+        values: dict[str, Any] = {"profile": profile.to_dict(), "updated_at": now,
+                                  "flags_lapse_at": lapses_at(profile, policy, now)}
         if flags_hash != old_hash:
             values.update(flags={**flags, "updated": now.isoformat()}, flags_hash=flags_hash)
         conn.execute(sa.update(people).where(people.c.id == person_id).values(**values))

@@ -17,16 +17,27 @@ from typing import Any
 
 from flask import Flask
 
-from guard import proxy
+from guard import flags, proxy
 from guard.errors import InvalidField
 from guard.outbox import Claim, Outbox
 from policies.model import VERDICT_RANK
 
 log = logging.getLogger(__name__)
 
+
+
+def refresh_flags(app: Flask) -> None:
+    """Recompute the flags of people whose flag lines ran out (a cool-down or contract ended)."""
+    guard = app.extensions["guard"]
+    changed = flags.refresh_lapsed(guard.engine, guard.policy, guard.clock())
+    if changed:
+        log.info("flags refreshed for %d people whose flags ran out", changed)
+
+
 # Scheduled jobs run once per worker cycle after the outbox, each as job(app). The CRM
-# sync and write-back append theirs here; a job that fails is logged, the others still run.
-JOBS: list[Callable[[Flask], Any]] = []
+# sync and write-back append theirs here (after this one, so refreshed flags go out in
+# the same cycle); a job that fails is logged, the others still run.
+JOBS: list[Callable[[Flask], Any]] = [refresh_flags]
 
 
 def _recheck(app: Flask, box: Outbox, claim: Claim) -> Claim | None:

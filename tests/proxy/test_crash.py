@@ -16,7 +16,7 @@ import pytest
 from guard.db import make_engine, upgrade
 from guard.outbox import Item, Outbox
 
-from .upstream import Serving, Upstream
+from .upstream import Upstream
 
 GUARD = str(Path(sys.executable).parent / "guard")
 
@@ -27,14 +27,6 @@ def store_url(db_url):
     upgrade(engine)
     engine.dispose()
     return db_url
-
-
-@pytest.fixture
-def upstream():
-    fake = Upstream()
-    with Serving(fake) as serving:
-        fake.url = serving.url
-        yield fake
 
 
 def due_messages(url: str, count: int) -> list[str]:

@@ -1,0 +1,88 @@
+"""Flags a rep reads follow the calendar: a cool-down or contract that ran out leaves the record."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Flask
+
+from guard import worker
+from guard.service import Guard
+
+from .conftest import NOW, accepted, person, purchase
+
+
+class Clock:
+    """The guard's clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self):
+        return self.now
+
+
+def run_worker_jobs(guard: Guard) -> None:
+    app = Flask("test")
+    app.extensions["guard"] = guard
+    worker.refresh_flags(app)
+
+
+def test_a_cooldown_flag_leaves_when_the_cooldown_ends(engine, policy):
+    clock = Clock()
+    guard = Guard(engine, policy, clock=clock)
+    accepted(guard.ingest([person("003A", "anna@example.com"),
+                           purchase("SO-1", "anna@example.com", at="2026-11-21T10:00:00Z")]))
+    anna = guard.resolve("anna@example.com")
+    before = guard.person(anna)["flags"]
+    assert before["status"] == "Caution"
+    assert before["flags"] == ["In purchase cool-down until 2026-12-21"]
+
+    clock.now = NOW + timedelta(days=10)
+    run_worker_jobs(guard)
+    assert guard.person(anna)["flags"]["flags"] == before["flags"], "still cooling down"
+
+    clock.now = NOW + timedelta(days=29)
+    run_worker_jobs(guard)
+    after = guard.person(anna)["flags"]
+    assert (after["status"], after["flags"]) == ("Clear", [])
+    assert after["updated"] == clock.now.isoformat()
+    # Write-back reads people changed since its last run: the refreshed person is among them.
+    assert [p["id"] for p in guard.flag_updates(since=NOW + timedelta(days=1))] == [anna]
+
+
+def test_a_contract_flag_stays_through_its_last_day(engine, policy):
+    clock = Clock()
+    guard = Guard(engine, policy, clock=clock)
+    accepted(guard.ingest([
+        {"type": "account", "source": {"system": "salesforce", "id": "001N"},
+         "name": "Northwind"},
+        person("003E", "eva@northwind.example", account={"system": "salesforce", "id": "001N"}),
+        {"type": "contract", "source": {"system": "salesforce", "id": "800C"},
+         "account": {"system": "salesforce", "id": "001N"}, "status": "active",
+         "start": "2024-01-01", "end": "2026-11-30"},
+    ]))
+    eva = guard.resolve("eva@northwind.example")
+    flag = "Existing customer: Northwind contract until 2026-11-30"
+    assert guard.person(eva)["flags"]["flags"] == [flag]
+
+    clock.now = NOW.replace(day=30, hour=23)
+    run_worker_jobs(guard)
+    assert guard.person(eva)["flags"]["flags"] == [flag]
+
+    clock.now = NOW.replace(day=30) + timedelta(days=1)
+    run_worker_jobs(guard)
+    assert guard.person(eva)["flags"] == {**guard.person(eva)["flags"], "status": "Clear",
+                                          "flags": []}
+
+
+def test_people_whose_flags_never_lapse_are_not_rewritten(engine, policy):
+    clock = Clock()
+    guard = Guard(engine, policy, clock=clock)
+    accepted(guard.ingest([person("003B", "ben@example.com")]))
+    ben = guard.resolve("ben@example.com")
+    before = guard.person(ben)["flags"]
+    clock.now = NOW + timedelta(days=400)
+    run_worker_jobs(guard)
+    assert guard.person(ben)["flags"] == before
+    assert guard.flag_updates(since=NOW + timedelta(days=1)) == []
