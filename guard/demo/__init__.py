@@ -74,7 +74,7 @@ WEEK = (
     Send("Hamburg winter check", "dealer:hamburg", "email", "promotion", 1, 9,
          lambda s: _customers_of("dealer:hamburg")(s) + [s.people["schmidt"]],
          campaign="winter-check", template="winter-tyres-2026"),
-    Send("Munich SMS reminder", "dealer:munich", "sms", "promotion", 1, 11,
+    Send("Munich SMS reminder", "dealer:munich", "sms", "promotion", 0, 11,
          _by_keys("schmidt"), campaign="winter-check"),
     Send("Evening survey call", "dealer:berlin", "call", "survey", 1, 20, minute=30,
          recipients=_by_keys("krause")),
@@ -224,7 +224,8 @@ def _print_week(echo: Callable[[str], None], outcomes: list[Outcome]) -> None:
     rules: Counter[tuple[str, str]] = Counter()
     for o in outcomes:
         for reason in o.decision.reasons:
-            rules[(reason.rule, reason.effect)] += 1
+            # An allowing reason only tells someone (the owner must honour an offer).
+            rules[(reason.rule, "notify" if reason.effect == "allow" else reason.effect)] += 1
     echo("")
     echo(f"  {'rule':<28} {'effect':<8} {'sends':>6}")
     for (rule, effect), count in sorted(rules.items(), key=lambda kv: (-kv[1], kv[0])):
