@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Config, Flask
 
 DEFAULTS: dict[str, Any] = {
     # The embedded default: an SQLite file in the working directory, migrated at start-up.
@@ -44,23 +44,37 @@ class ConfigurationError(RuntimeError):
 
 def load(app: Flask, config: Mapping[str, Any] | None = None) -> None:
     """Fill ``app.config`` from defaults, ``GUARD_CONFIG`` file, environment and ``config``."""
-    app.config.from_mapping(DEFAULTS)
+    app.config.update(settings(config))
+    # Answers keep the field order of the contract (SPEC §4), not the alphabet.
+    app.json.sort_keys = bool(app.config["JSON_SORT_KEYS"])
+
+
+def settings(config: Mapping[str, Any] | None = None) -> Config:
+    """Return the settings as the service sees them: defaults, file, environment, ``config``.
+
+    Commands that need no app (``guard db upgrade``, ``guard policy …``) read
+    their settings here too, so a value in the ``GUARD_CONFIG`` file counts
+    everywhere.
+    """
+    # Relative paths in settings are the operator's, so relative to the working directory.
+    found = Config(os.getcwd(), DEFAULTS)
     path = os.environ.get("GUARD_CONFIG")
     if path:
-        _load_file(app, Path(path))
-    app.config.from_prefixed_env("GUARD")
+        _load_file(found, Path(path).absolute())
+    found.from_prefixed_env("GUARD")
     if config:
-        app.config.from_mapping(config)
-    normalise(app.config)
+        found.update(config)
+    normalise(found)
+    return found
 
 
-def _load_file(app: Flask, path: Path) -> None:
+def _load_file(found: Config, path: Path) -> None:
     """Read a TOML or JSON settings file (keys without the GUARD_ prefix)."""
     try:
         if path.suffix == ".toml":
-            app.config.from_file(str(path), load=tomllib.load, text=False)
+            found.from_file(str(path), load=tomllib.load, text=False)
         else:
-            app.config.from_file(str(path), load=json.load)
+            found.from_file(str(path), load=json.load)
     except (OSError, ValueError) as exc:
         raise ConfigurationError(f"GUARD_CONFIG: cannot read {path}: {exc}") from None
 

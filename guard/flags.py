@@ -31,7 +31,7 @@ def flags_for(profile: Profile, policy, now: datetime) -> tuple[str, list[str]]:
         since = f" since {consent.at.date().isoformat()}" if consent.at else ""
         lines.append(f"Opted out of {_consent_scope(consent.channel, consent.purpose)}{since}")
     cooldown = _cooldown(policy)
-    latest = max((p for p in profile.purchases if p.at), key=lambda p: p.at, default=None)
+    latest = _latest_own_purchase(profile)
     if latest is not None and latest.at + cooldown > now:
         until = (latest.at + cooldown).date().isoformat()
         lines.append(f"In purchase cool-down until {until}")
@@ -73,7 +73,7 @@ def lapses_at(profile: Profile, policy, now: datetime) -> datetime | None:
         return None
     today = now.date()
     moments: list[datetime] = []
-    latest = max((p for p in profile.purchases if p.at), key=lambda p: p.at, default=None)
+    latest = _latest_own_purchase(profile)
     if latest is not None:
         moments.append(latest.at + _cooldown(policy))
         if profile.replacement_cycle_years:
@@ -115,6 +115,13 @@ def refresh_lapsed(engine: sa.Engine, policy, now: datetime, limit: int = 1000) 
                 people.c.id == person_id, people.c.updated_at == updated_at).values(**values))
         changed += bool(done.rowcount and flags_hash != old_hash)
     return changed
+
+
+def _latest_own_purchase(profile: Profile):
+    # The cool-down rule pauses offers after the person's own purchase, not a colleague's
+    # fleet order; the flag says what the rule will do.
+    return max((p for p in profile.purchases if p.at and not p.via_account),
+               key=lambda p: p.at, default=None)
 
 
 def _midnight(day: date) -> datetime:

@@ -74,6 +74,11 @@ def combine(
     """Combine enforcing findings into one decision: the most restrictive effect wins."""
     reasons = tuple(reasons)
     verdict = max((f.effect for f in reasons), key=VERDICT_RANK.__getitem__, default="allow")
+    if verdict != "allow":
+        # An allowing finding that tells an owner something ("the dealer will be asked
+        # to honour the offer") is about a contact that goes out; once the contact is
+        # stopped it would tell the rep of a promise that was never made.
+        reasons = tuple(f for f in reasons if f.effect != "allow" or not f.notify)
     reroute = None
     if verdict == "reroute":
         merged: dict[str, str] = {}

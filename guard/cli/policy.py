@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,11 +29,12 @@ from policies.model import parse_datetime
 
 def policy_path(path: str | Path | None = None) -> Path:
     """Return the policy to use: the one given, else ``GUARD_POLICY``, else the shipped one."""
+    from guard.cli.service import configured
+
     if path:
         return Path(path)
-    if os.environ.get("GUARD_POLICY"):
-        return Path(os.environ["GUARD_POLICY"])
-    return default_policy_path()
+    chosen = configured("POLICY")
+    return Path(chosen) if chosen else default_policy_path()
 
 
 def examples_path(policy: str | Path) -> Path:

@@ -6,15 +6,7 @@ import json
 
 import click
 
-
-def _app():
-    from guard import create_app
-    from guard.config import ConfigurationError
-
-    try:
-        return create_app()
-    except ConfigurationError as exc:
-        raise click.ClickException(str(exc)) from None
+from guard.cli.service import service_app
 
 
 @click.command()
@@ -27,7 +19,7 @@ def worker(once: bool, interval: float) -> None:
 
     from guard import worker as background
 
-    app = _app()
+    app = service_app(WARN_MISSING_PROVIDERS=True)
     stop = threading.Event()
     background.stop_on_signals(stop)
 
@@ -47,7 +39,7 @@ def outbox() -> None:
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1))
 def outbox_list(status: str | None, limit: int) -> None:
     """List outbox rows, newest first, with counts per status."""
-    box = _app().extensions["guard.outbox"]
+    box = service_app().extensions["guard.outbox"]
     counts = box.counts()
     click.echo(" ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "outbox is empty")
     for row in box.rows(status, limit):
@@ -60,7 +52,7 @@ def outbox_list(status: str | None, limit: int) -> None:
 @click.argument("row_id")
 def outbox_retry(row_id: str) -> None:
     """Send an unknown or rejected row again (after checking the provider did not send it)."""
-    if not _app().extensions["guard.outbox"].retry(row_id):
+    if not service_app().extensions["guard.outbox"].retry(row_id):
         raise click.ClickException(f"{row_id}: no unknown or rejected row with this id")
     click.echo(f"{row_id}: held for the next worker cycle")
 
@@ -69,7 +61,7 @@ def outbox_retry(row_id: str) -> None:
 @click.argument("row_id")
 def outbox_mark_sent(row_id: str) -> None:
     """Settle an unknown row as sent (you found it at the provider)."""
-    if not _app().extensions["guard.outbox"].mark_sent(row_id):
+    if not service_app().extensions["guard.outbox"].mark_sent(row_id):
         raise click.ClickException(f"{row_id}: no unknown row with this id")
     click.echo(f"{row_id}: marked sent")
 

@@ -17,20 +17,33 @@ from guard.errors import GuardError
 # ---------------------------------------------------------------------------- helpers
 
 
-def _app(**config: Any):
+def service_app(**config: Any):
     """Build the app from the environment, turning start-up problems into a clean exit."""
     from guard import create_app
     from guard.config import ConfigurationError
 
+    # Only the long-running commands say that provider credentials are missing; a
+    # one-off `guard keys create` has nothing to forward.
+    config.setdefault("WARN_MISSING_PROVIDERS", False)
     try:
-        return create_app(config or None)
+        return create_app(config)
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def configured(name: str) -> Any:
+    """Return one setting as the service would see it (environment or GUARD_CONFIG file)."""
+    from guard.config import ConfigurationError, settings
+
+    try:
+        return settings()[name]
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from None
 
 
 def _guard(**config: Any):
     """The Guard façade of an app built from the environment, closed with the command."""
-    guard = _app(**config).extensions["guard"]
+    guard = service_app(**config).extensions["guard"]
     click.get_current_context().call_on_close(guard.engine.dispose)
     return guard
 
@@ -72,7 +85,7 @@ def serve(host: str, port: int, threads: int) -> None:
     """Serve the HTTP API and provider proxy (waitress; production uses gunicorn)."""
     import waitress
 
-    app = _app()
+    app = service_app(WARN_MISSING_PROVIDERS=True)
     click.echo(f"Contact Guard listening on http://{host}:{port}", err=True)
     waitress.serve(app, host=host, port=port, threads=threads)
 
@@ -83,12 +96,14 @@ def db() -> None:
 
 
 @db.command("upgrade")
-@click.option("--url", envvar="GUARD_DATABASE_URL", default="sqlite:///guard.db",
-              show_default=True, help="Database URL (GUARD_DATABASE_URL).")
+@click.option("--url", help="Database URL (default: GUARD_DATABASE_URL, from the environment "
+                             "or the GUARD_CONFIG file, else sqlite:///guard.db).")
 @_store_errors
-def db_upgrade(url: str) -> None:
+def db_upgrade(url: str | None) -> None:
     """Migrate the store to the newest schema (the release phase runs this)."""
     from guard.db import current_revision, make_engine, upgrade
+
+    url = url or configured("DATABASE_URL")
 
     engine = make_engine(url)
     try:
@@ -292,6 +307,18 @@ def _attempt_options(func):
     return func
 
 
+def recipient(text: str | None) -> Any:
+    """Read ``--to``: an address, ``salesforce:003…``, ``hubspot:501`` or ``per_…``."""
+    if text is None:
+        return None
+    system, _, record = text.partition(":")
+    if record and system in ("salesforce", "hubspot"):
+        return {system: record}
+    if text.startswith("per_"):
+        return {"person": text}
+    return text
+
+
 def _attempt(**options: Any) -> dict:
     return {k: v for k, v in options.items() if v is not None}
 
@@ -369,7 +396,7 @@ def check(ctx: click.Context, to: str | None, attempt_json: str | None, commit: 
             raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--attempt") from None
         if not isinstance(attempt, dict):
             raise click.BadParameter("expected a JSON object", param_hint="--attempt")
-    attempt.update(_attempt(to=to, **options))
+    attempt.update(_attempt(to=recipient(to), **options))
     if profile_file is not None:
         # The pure check (no store) belongs to the policy commands; hand everything over.
         from guard.cli.policy import check_profile
@@ -401,13 +428,12 @@ def demo(policy_file: str | None, people: int, seed: int) -> None:
     Needs no credentials and no network. Exits 1 if a story of the product
     specification slips through.
     """
-    import os
 
     from guard.config import ConfigurationError
     from guard.demo import main as run_demo
 
     try:
-        ok = run_demo(click.echo, policy_path=policy_file or os.environ.get("GUARD_POLICY"),
+        ok = run_demo(click.echo, policy_path=policy_file or configured("POLICY"),
                       seed=seed, people=people)
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from None
@@ -428,7 +454,6 @@ def demo(policy_file: str | None, people: int, seed: int) -> None:
 @_store_errors
 def simulate(since: str, policy_file: str | None, show: int) -> None:
     """Replay recorded decisions under a policy and list those that would change."""
-    import os
     from datetime import UTC, datetime
 
     from guard import load_configured_policy
@@ -441,7 +466,7 @@ def simulate(since: str, policy_file: str | None, show: int) -> None:
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from None
     try:
-        policy = load_configured_policy(policy_file or os.environ.get("GUARD_POLICY"))
+        policy = load_configured_policy(policy_file or configured("POLICY"))
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from None
     engine = _guard().engine

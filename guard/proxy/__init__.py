@@ -124,9 +124,10 @@ def init_app(app: Flask) -> None:
         lease=timedelta(seconds=conf.outbox_lease_seconds),
         retry_base=timedelta(seconds=conf.outbox_retry_seconds),
     )
-    if not conf.sendgrid_api_key:
+    warn = app.config.get("WARN_MISSING_PROVIDERS", True)
+    if warn and not conf.sendgrid_api_key:
         log.warning("GUARD_SENDGRID_API_KEY is not set: SendGrid will refuse forwarded mail")
-    if not (conf.twilio_account_sid and conf.twilio_auth_token):
+    if warn and not (conf.twilio_account_sid and conf.twilio_auth_token):
         log.warning("GUARD_TWILIO_ACCOUNT_SID / _AUTH_TOKEN are not set: Twilio will refuse "
                     "forwarded messages")
     app.register_blueprint(sendgrid.bp)

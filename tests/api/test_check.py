@@ -159,3 +159,12 @@ def test_bad_input_never_changes_stored_data(app, client, checker, feeder, admin
     for path, body, headers in bad:
         assert client.post(path, json=body, headers=headers).status_code == 400
     assert _snapshot(engine) == before
+
+
+def test_the_decision_keeps_the_contracts_field_order(client, checker, people):
+    response = client.post("/v1/check", json={"channel": "email", "to": "anna@example.com",
+                                              "purpose": "newsletter", "sender": "oem"},
+                           headers=checker)
+    assert response.status_code == 200, response.get_json()
+    fields = list(response.get_json())
+    assert fields[:4] == ["decision_id", "verdict", "person", "reasons"], fields

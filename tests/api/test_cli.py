@@ -194,3 +194,37 @@ def test_policy_simulate_under_the_same_policy_changes_nothing(runner, store_gua
     result = runner.invoke(main, ["policy", "simulate", "--since", "3650d"])
     assert result.exit_code == 0, result.output
     assert "Replayed 1 decisions" in result.stdout and "0 would change" in result.stdout
+
+
+@pytest.mark.parametrize("to", ["salesforce:003A", "hubspot:501", "anna@example.com"],
+                         ids=["salesforce-id", "hubspot-id", "email"])
+def test_check_takes_a_crm_reference_as_recipient(runner, store_guard, to):
+    store_guard.ingest([person_event("003A", "anna@example.com", crm_ids={"hubspot": "501"})])
+    anna = store_guard.resolve("anna@example.com")
+    result = runner.invoke(main, ["check", "--to", to, "--channel", "email", "--purpose",
+                                  "newsletter", "--sender", "oem"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["person"] == anna
+    by_id = runner.invoke(main, ["check", "--to", anna, "--channel", "email", "--purpose",
+                                 "newsletter", "--sender", "oem"])
+    assert json.loads(by_id.stdout)["person"] == anna
+
+
+def test_a_settings_file_counts_for_every_command(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    policy = tmp_path / "ours.yaml"
+    policy.write_text("rules:\n  - {id: stop, kind: nonsense}\n")
+    (tmp_path / "guard.toml").write_text(
+        f'DATABASE_URL = "sqlite:///{tmp_path / "configured.db"}"\nPOLICY = "ours.yaml"\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GUARD_CONFIG", "guard.toml")  # relative to where the command runs
+    monkeypatch.delenv("GUARD_DATABASE_URL", raising=False)
+    monkeypatch.delenv("GUARD_POLICY", raising=False)
+
+    upgraded = CliRunner().invoke(main, ["db", "upgrade"])
+    assert upgraded.exit_code == 0, upgraded.output
+    assert (tmp_path / "configured.db").exists() and not (tmp_path / "guard.db").exists()
+    checked = CliRunner().invoke(main, ["policy", "check"])
+    assert checked.exit_code == 1
+    assert "ours.yaml:2" in checked.output and "nonsense" in checked.output
