@@ -44,7 +44,10 @@ def decide(
         profile=profile,
         ledger=tuple(ledger),
         policy=policy,
-        now=now,
+        # A contact scheduled for later is judged as of when it goes out: a cool-down
+        # over by then does not stop it, a cap counts the month before it. A past `at`
+        # cannot undo what is known now.
+        now=max(now, attempt.at) if attempt.at else now,
         campaigns=campaigns or {},
     )
     reasons: list[Finding] = []

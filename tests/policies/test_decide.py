@@ -287,3 +287,22 @@ def test_account_fields_are_null_when_there_is_no_account():
     ctx = Context(attempt=attempt(), profile=ANNA, ledger=(), policy=policy_of("rules: []\n"),
                   now=NOW)
     assert Condition("account.owner == null").holds(ctx)
+
+
+@pytest.mark.parametrize(("at", "cooling"), [
+    (NOW, True),
+    (datetime(2026, 12, 20, 9, 0, tzinfo=UTC), True),
+    (datetime(2026, 12, 22, 9, 0, tzinfo=UTC), False),
+    (NOW - timedelta(days=30), True),
+], ids=["now", "scheduled-inside-the-cooldown", "scheduled-after-it", "backdated"])
+def test_a_scheduled_contact_is_judged_as_of_when_it_goes_out(at, cooling):
+    from policies import default_policy_path, load_policy
+    from policies.model import Purchase
+
+    bought = Profile(id="per_max", purchases=(Purchase(
+        product="audi-a4", at=datetime(2026, 11, 21, 10, 0, tzinfo=UTC),
+        source=Evidence("dms", "SalesOrder", "SO-1")),))
+    offer = Attempt(channel="email", to="max@example.com", purpose="price_offer",
+                    sender="oem", product="audi-a4", at=at)
+    decision = decide(offer, bought, [], load_policy(default_policy_path()), NOW)
+    assert ("purchase-cooldown" in decision.rules) is cooling
