@@ -9,6 +9,7 @@ return and are checked against real responses in the tests.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -270,7 +271,30 @@ def load_body(request: Request, schema: Schema) -> dict:
         raise InvalidField("body", f"not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidField("body", f"expected a JSON object, got {type(data).__name__}")
+    if _NUL.search(raw):
+        # PostgreSQL text cannot hold NUL, and no address, id or name needs one.
+        raise InvalidField(_nul_path(data) or "body", "contains a NUL character (\\u0000)")
     return schema.load(data)
+
+
+# A JSON \u0000 escape (not an escaped backslash followed by "u0000").
+_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def _nul_path(value: Any, path: str = "") -> str | None:
+    """Name the first field whose key or text holds a NUL character."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    items = value.items() if isinstance(value, dict) else \
+        enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        here = f"{path}.{key}" if path else str(key)
+        if isinstance(key, str) and "\x00" in key:
+            return here
+        found = _nul_path(item, here)
+        if found:
+            return found
+    return None
 
 
 def _json_loads(raw: bytes) -> Any:

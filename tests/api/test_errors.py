@@ -114,3 +114,20 @@ def test_problem_bodies_are_never_html(client):
     for response in (client.get("/nope"), client.delete("/v1/check"),
                      client.post("/v1/check", json={}, headers=bearer("cg_unknown"))):
         assert b"<html" not in response.get_data().lower()
+
+
+@pytest.mark.parametrize(("path", "body", "field"), [
+    ("/v1/keys", {"name": "crm\u0000", "scopes": ["check"]}, "name"),
+    ("/v1/check", {"channel": "email", "to": "a@example.com", "purpose": "newsletter",
+                   "sender": "oem", "template": "t\u0000"}, "template"),
+    ("/v1/events", {"events": [{"type": "person", "source": {"system": "dms", "id": "C\u0000"}}]},
+     "events.0.source.id"),
+], ids=["key-name", "check-template", "event-source"])
+def test_a_nul_character_is_a_400_naming_the_field(app, client, path, body, field):
+    from guard import keys
+
+    _, secret = keys.create_key(app.extensions["guard.engine"], "admin", ["admin"])
+    response = client.post(path, json=body, headers={"Authorization": f"Bearer {secret}"})
+    assert response.status_code == 400, response.get_data(as_text=True)
+    problem = response.get_json()
+    assert problem["field"] == field and "NUL" in problem["detail"]
