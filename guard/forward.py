@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import requests
 import urllib3.exceptions
@@ -135,6 +136,11 @@ class Forwarder:
         self.retry_after_max = retry_after_max
         self.timeout = timeout
         self.session = session or requests.Session()
+        # The environment's proxy and CA settings are read once per upstream, not on every
+        # send (requests re-reads them, and ~/.netrc, per request); and a netrc entry must
+        # never replace the provider credentials the guard sends.
+        self.session.trust_env = False
+        self._environment: dict[tuple[str, str], dict] = {}
         self.sleep = sleep
         self._backoff = wait_exponential_jitter(multiplier=wait_initial, max=wait_max,
                                                 jitter=wait_initial)
@@ -156,10 +162,17 @@ class Forwarder:
             return retry_after is not None and retry_after > self.retry_after_max
         return False
 
+    def _settings(self, url: str) -> dict:
+        origin = urlsplit(url)[:2]
+        if origin not in self._environment:
+            found = requests.Session().merge_environment_settings(url, {}, None, None, None)
+            self._environment[origin] = {"proxies": found["proxies"], "verify": found["verify"]}
+        return self._environment[origin]
+
     def _post_once(self, request: UpstreamRequest) -> Reply:
         response = self.session.request(
             request.method, request.url, headers=dict(request.headers), data=request.body,
-            timeout=self.timeout, allow_redirects=False,
+            timeout=self.timeout, allow_redirects=False, **self._settings(request.url),
         )
         return Reply(response.status_code, dict(response.headers), response.content)
 
