@@ -20,7 +20,7 @@ from pathlib import Path
 import requests
 
 from bench.figure import NotMeasured
-from bench.loader import replicate, template_store
+from bench.loader import replicate, store, template_store
 from bench.population import EPOCH
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,17 +75,14 @@ def upstream() -> Iterator[str]:
 
 
 @contextmanager
-def guard_server(people: int, upstream_url: str, policy) -> Iterator[tuple[str, str]]:
-    """Run the guard under gunicorn on an SQLite store of ``people``; yield (URL, API key)."""
-    from guard.db import make_engine, upgrade
-
+def guard_server(people: int, upstream_url: str, policy, backend: str = "sqlite"
+                 ) -> Iterator[tuple[str, str]]:
+    """Run the guard under gunicorn on a store of ``people``; yield (URL, API key)."""
     if not Path(sys.executable).with_name("gunicorn").exists():
         raise NotMeasured("gunicorn is not installed in this environment")
-    with tempfile.TemporaryDirectory(prefix="bench-serve-") as directory:
-        db_url = f"sqlite:///{Path(directory) / 'guard.db'}"
-        engine = make_engine(db_url)
-        upgrade(engine)
+    with store(backend) as engine, tempfile.TemporaryDirectory(prefix="bench-serve-") as directory:
         replicate(template_store(policy), engine, people)
+        db_url = engine.url.render_as_string(hide_password=False)
         engine.dispose()
         admin = secrets.token_urlsafe(24)
         port = free_port()

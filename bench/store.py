@@ -1,7 +1,14 @@
-"""Store figure: the service's check path (store read, decide, ledger write), no HTTP."""
+"""Store figures: the service's check path (store read, decide, ledger write), no HTTP.
+
+Per backend: committed checks from one process (the headline), the same
+checks as dry runs in the same run (what the commit costs), the store's
+one-row commit floor, and committed checks from two processes at once (on
+PostgreSQL concurrent commits share a WAL flush: group commit).
+"""
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 
 import sqlalchemy as sa
@@ -11,13 +18,20 @@ from bench.loader import replicate, store, template_store
 from bench.population import EPOCH, attempts
 
 BACKENDS = ("sqlite", "postgresql")
-FIGURES = {f"store_decisions_per_s.{b}": ("decisions/s", Target(">=", 5_000)) for b in BACKENDS}
+PROCESSES = 2
+FIGURES = {
+    **{f"store_decisions_per_s.{b}": ("decisions/s", Target(">=", 5_000)) for b in BACKENDS},
+    **{f"store_decisions_per_s.{b}.{PROCESSES}proc": ("decisions/s", Target(">=", 5_000))
+       for b in BACKENDS},
+}
 WARM_UP = 50
+NOTE = ("commit_floor_per_s: one-row write transactions per second on the same store, serially, "
+        "the ceiling for one committed check per transaction; dry_run_per_s: the same checks "
+        "with commit false (read, decide, record the decision uncounted), in the same run")
 
 
 def measure(size) -> list[Figure]:
-    """Time committed checks through ``Guard.check`` on each backend."""
-    from guard.service import Guard
+    """Time committed and dry-run checks through ``Guard.check`` on each backend."""
     from policies import default_policy_path, load_policy
 
     policy = load_policy(default_policy_path())
@@ -25,35 +39,92 @@ def measure(size) -> list[Figure]:
     template = template_store(policy, size.store_template)
     for backend in BACKENDS:
         name = f"store_decisions_per_s.{backend}"
+        parallel = f"{name}.{PROCESSES}proc"
         try:
             with store(backend) as engine:
                 replicate(template, engine, size.store_people)
-                guard = Guard(engine, policy, clock=lambda: EPOCH)
-                rate, params = checks_per_second(guard, size.store_people,
-                                                 size.store_checks)
-                params["commit_floor_per_s"] = commit_floor(engine, size.store_checks)
+                guard = _guard(engine, policy)
+                rate, params = checks_per_second(guard, size.store_people, size.store_checks)
+                dry_rate, _ = checks_per_second(guard, size.store_people, size.store_checks,
+                                                commit=False, seed=24)
+                params.update(dry_run_per_s=round(dry_rate),
+                              committed_to_dry_time=round(dry_rate / rate, 2),
+                              commit_floor_per_s=commit_floor(engine, size.store_checks))
+                url = engine.url.render_as_string(hide_password=False)
+                both = parallel_checks(url, size.store_people, size.store_checks)
         except NotMeasured as exc:
             figures.append(Figure(name, *FIGURES[name], reason=str(exc)))
+            figures.append(Figure(parallel, *FIGURES[parallel], reason=str(exc)))
             continue
         figures.append(Figure(
             name, *FIGURES[name], value=round(rate), params={
-                "backend": backend, "people": size.store_people, **params},
-            note="commit_floor_per_s: one-row write transactions per second on the same "
-                 "store, the ceiling for one committed check per transaction"))
+                "backend": backend, "people": size.store_people, **params}, note=NOTE))
+        figures.append(Figure(
+            parallel, *FIGURES[parallel], value=round(both), params={
+                "backend": backend, "people": size.store_people, "processes": PROCESSES,
+                "checks_per_process": size.store_checks, "commit": True,
+                "serial_per_s": round(rate)},
+            note=f"{PROCESSES} processes commit checks on the same store at once; "
+                 "total checks ÷ time from the common start to the last one's end"))
     return figures
 
 
-def checks_per_second(guard, people: int, count: int) -> tuple[float, dict]:
-    """Run ``count`` committed checks after a warm-up; return checks/s and the parameters."""
-    bodies = list(attempts(WARM_UP + count, people, seed=23))
+def _guard(engine, policy):
+    from guard.service import Guard
+
+    return Guard(engine, policy, clock=lambda: EPOCH)
+
+
+def checks_per_second(guard, people: int, count: int, *, commit: bool = True,
+                      seed: int = 23) -> tuple[float, dict]:
+    """Run ``count`` checks after a warm-up; return checks/s and the parameters."""
+    bodies = list(attempts(WARM_UP + count, people, seed=seed))
     for body in bodies[:WARM_UP]:
-        guard.check(body)
+        guard.check(body, commit=commit)
     start = time.perf_counter()
     for body in bodies[WARM_UP:]:
-        guard.check(body)
+        guard.check(body, commit=commit)
     elapsed = time.perf_counter() - start
-    return count / elapsed, {"checks": count, "commit": True,
+    return count / elapsed, {"checks": count, "commit": commit,
                              "ms_per_check": round(elapsed / count * 1000, 3)}
+
+
+def parallel_checks(url: str, people: int, count: int) -> float:
+    """Run ``count`` committed checks in each of PROCESSES processes at once; return checks/s."""
+    context = multiprocessing.get_context("spawn")
+    warm = context.Barrier(PROCESSES + 1)
+    ends = context.Queue()
+    workers = [context.Process(target=_check_from_process,
+                               args=(url, people, count, 100 + p, warm, ends))
+               for p in range(PROCESSES)]
+    for worker in workers:
+        worker.start()
+    try:
+        warm.wait(timeout=300)  # every process imported, connected and warmed up
+        start = time.time()
+        last = max(ends.get(timeout=600) for _ in workers)
+    finally:
+        for worker in workers:
+            worker.join(timeout=60)
+    if any(worker.exitcode != 0 for worker in workers):
+        raise NotMeasured("a parallel checking process failed")
+    return PROCESSES * count / (last - start)
+
+
+def _check_from_process(url: str, people: int, count: int, seed: int, warm, ends) -> None:
+    from guard.db import make_engine
+    from policies import default_policy_path, load_policy
+
+    engine = make_engine(url)
+    guard = _guard(engine, load_policy(default_policy_path()))
+    bodies = list(attempts(WARM_UP + count, people, seed=seed))
+    for body in bodies[:WARM_UP]:
+        guard.check(body)
+    warm.wait(timeout=300)
+    for body in bodies[WARM_UP:]:
+        guard.check(body)
+    ends.put(time.time())
+    engine.dispose()
 
 
 def commit_floor(engine, count: int) -> int:
@@ -62,9 +133,9 @@ def commit_floor(engine, count: int) -> int:
 
     with engine.begin() as conn:
         conn.execute(sa.insert(settings).values(name="bench", value="0"))
+    update = sa.update(settings).where(settings.c.name == "bench")
     start = time.perf_counter()
     for i in range(count):
         with engine.begin() as conn:
-            conn.execute(sa.update(settings).where(settings.c.name == "bench")
-                         .values(value=str(i)))
+            conn.execute(update, {"value": str(i)})
     return round(count / (time.perf_counter() - start))

@@ -21,8 +21,9 @@ from flask import Blueprint, Flask, current_app, request
 from sqlalchemy.exc import IntegrityError
 
 from connectors.base import Batch, Connector, FlagUpdate, OwnerTask, SyncSummary
-from guard.db import metadata, owner_tasks, people, read_only
+from guard.db import erasure_notices, metadata, owner_tasks, people, read_only
 from guard.errors import GuardError, InvalidField, Unauthorized
+from guard.flags import DO_NOT_CONTACT, ERASED
 from guard.openapi import PROBLEMS, problem, register_path
 from guard.service import TASK_OPEN
 from policies.model import parse_datetime
@@ -217,16 +218,34 @@ def _failed_records(connector: Connector) -> set[str]:
             for error in getattr(connector, "write_errors", None) or ()}
 
 
+def _erasure_updates(guard, system: str) -> list[FlagUpdate]:
+    with read_only(guard.engine.connect()) as conn:
+        rows = conn.execute(sa.select(erasure_notices.c.record_id, erasure_notices.c.erased_at)
+                            .where(erasure_notices.c.system == system)
+                            .order_by(erasure_notices.c.erased_at).limit(1000)).all()
+    return [FlagUpdate(record_id=record_id, status=DO_NOT_CONTACT, flags=(ERASED,),
+                       updated=parse_datetime(erased_at)) for record_id, erased_at in rows]
+
+
 def write_flags(guard, connector: Connector, now: datetime | None = None) -> int:
     """Write changed flags to the CRM, remember what was written; return records written."""
     system = connector.name
     scan_start = guard.clock()
     since = _flags_watermark(guard, system)
     pending = pending_flag_updates(guard, system, now, since=since)
-    written = connector.write_flags([update for update, _, _ in pending]) if pending else 0
-    failed = _failed_records(connector) if pending else set()
+    erased = _erasure_updates(guard, system)
+    updates = [update for update, _, _ in pending] + erased
+    written = connector.write_flags(updates) if updates else 0
+    failed = _failed_records(connector) if updates else set()
     watermark = scan_start - FLAGS_OVERLAP
     with guard.engine.begin() as conn:
+        for update in erased:
+            if update.record_id in failed:
+                continue  # told again next cycle
+            # The CRM has it: the guard forgets the record id, as it forgot the person.
+            for table in (erasure_notices, crm_writes):
+                conn.execute(table.delete().where(table.c.system == system,
+                                                  table.c.record_id == update.record_id))
         for update, flags_hash, updated_at in pending:
             if update.record_id in failed:
                 # Retried next time: the watermark may not pass the person it belongs to.
@@ -240,7 +259,7 @@ def write_flags(guard, connector: Connector, now: datetime | None = None) -> int
     if since is None or watermark > since:
         StoreBookmarks(guard.engine, system).save(FLAGS_STREAM,
                                                   {"since": watermark.isoformat()})
-    for error in getattr(connector, "write_errors", None) or () if pending else ():
+    for error in getattr(connector, "write_errors", None) or () if updates else ():
         log.warning("%s flags: %s", system, error)
     return written
 

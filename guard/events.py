@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection
 from guard.db import (
     accounts,
     campaigns,
+    erasure_notices,
     erasures,
     identities,
     ledger,
@@ -35,6 +36,7 @@ from guard.db import (
     records,
 )
 from guard.errors import InvalidField
+from guard.flags import DO_NOT_CONTACT, ERASED
 from guard.identity import (
     Ref,
     address,
@@ -70,10 +72,6 @@ class Source:
     id: str
 
     @property
-    def evidence(self) -> Evidence:
-        return Evidence(self.system, self.type, self.id)
-
-    @property
     def key(self) -> str:
         return f"{self.system}:{self.type}:{self.id}"
 
@@ -95,6 +93,11 @@ class Event:
     person: Ref | None = None  # whom a fact is about (kind "email"/"phone" for bare consents)
     account: Ref | None = None  # the account it is about (a source reference)
     identities: tuple[Ref, ...] = ()  # person events: every identity the record states
+
+    @property
+    def evidence(self) -> Evidence:
+        """Name the source record; one sent without a record type is named by the event's."""
+        return Evidence(self.source.system, self.source.type or self.type, self.source.id)
 
 
 # --- field converters: each returns the normalised value or raises ValueError -------------
@@ -426,6 +429,7 @@ def ingest(conn: Connection, raw_events: Sequence[Any], policy, now: datetime, s
             with conn.begin_nested():
                 store.apply(event)
         except InvalidField as exc:
+            store.rolled_back()
             source = raw.get("source") if isinstance(raw, Mapping) else None
             rejected.append({"index": index, "source": source, "detail": exc.detail})
             continue
@@ -450,19 +454,21 @@ def account_id_for(ref: Ref) -> str:
     return "acc_" + hashlib.sha256(ref.value.encode()).hexdigest()[:20]
 
 
+# Built once: checks resolve a recipient on every call.
+_PERSON_OR_ALIAS = sa.union_all(
+    sa.select(people.c.id.label("id")).where(people.c.id == sa.bindparam("value")),
+    sa.select(person_aliases.c.person_id.label("id"))
+    .where(person_aliases.c.alias == sa.bindparam("value")),
+)
+_PERSON_OF_IDENTITY = sa.select(identities.c.person_id).where(
+    identities.c.kind == sa.bindparam("kind"), identities.c.value == sa.bindparam("value"))
+
+
 def resolve_person(conn: Connection, ref: Ref) -> str | None:
     """Return the id of the live person a reference names, or None (one query)."""
     if ref.kind == "person":
-        query = sa.union_all(
-            sa.select(people.c.id.label("id")).where(people.c.id == ref.value),
-            sa.select(person_aliases.c.person_id.label("id"))
-            .where(person_aliases.c.alias == ref.value),
-        )
-        return conn.execute(query).scalar()
-    return conn.execute(
-        sa.select(identities.c.person_id)
-        .where(identities.c.kind == ref.kind, identities.c.value == ref.value)
-    ).scalar()
+        return conn.execute(_PERSON_OR_ALIAS, {"value": ref.value}).scalar()
+    return conn.execute(_PERSON_OF_IDENTITY, {"kind": ref.kind, "value": ref.value}).scalar()
 
 
 def describe(ref: Ref) -> str:
@@ -473,6 +479,25 @@ def describe(ref: Ref) -> str:
 
 _ERASED_FIELD = {"email": "emails", "phone": "phones", "ref": "crm_ids"}
 
+# Built once: a sync stores thousands of events a batch, and building a statement
+# costs more than running it.
+_RECORD = sa.select(records).where(
+    records.c.source_system == sa.bindparam("system"),
+    records.c.source_type == sa.bindparam("source_type"),
+    records.c.source_id == sa.bindparam("source_id"),
+    records.c.type == sa.bindparam("record_type"))
+_INSERT_RECORD = sa.insert(records)
+_UPDATE_RECORD = sa.update(records).where(records.c.id == sa.bindparam("record_id"))
+_ERASED = sa.select(erasures.c.hash, erasures.c.erased_at).where(
+    erasures.c.hash.in_(sa.bindparam("hashes", expanding=True)))
+_ANY_ERASURE = sa.select(erasures.c.hash).limit(1)
+_PEOPLE_OF = sa.select(identities.c.kind, identities.c.value, identities.c.person_id).where(
+    identities.c.value.in_(sa.bindparam("values", expanding=True)))
+_ACCOUNT_EXISTS = sa.select(accounts.c.id).where(accounts.c.id == sa.bindparam("account_id"))
+_INSERT_PERSON = sa.insert(people)
+_INSERT_IDENTITY = sa.insert(identities)
+_INSERT_ACCOUNT = sa.insert(accounts)
+
 
 class _Store:
     """Applies validated events inside the caller's transaction; tracks whom to rebuild."""
@@ -481,6 +506,9 @@ class _Store:
         self.conn, self.policy, self.now, self.salt = conn, policy, now, salt
         self.people: set[str] = set()
         self.accounts: set[str] = set()
+        self._known_accounts: set[str] = set()  # account rows that exist in this transaction
+        # Most stores have never erased anyone: then no identity needs a look-up.
+        self._any_erasure = conn.execute(_ANY_ERASURE).first() is not None
 
     def apply(self, event: Event) -> None:
         if event.deleted:
@@ -498,6 +526,10 @@ class _Store:
         else:
             self._fact(event)
 
+    def rolled_back(self) -> None:
+        """Forget what this transaction was known to hold: an event's savepoint was undone."""
+        self._known_accounts.clear()
+
     def finish(self) -> None:
         from guard.profiles import rebuild
 
@@ -514,25 +546,24 @@ class _Store:
 
     def _record(self, event: Event) -> Mapping | None:
         source = event.source
-        return self.conn.execute(
-            sa.select(records).where(
-                records.c.source_system == source.system, records.c.source_type == source.type,
-                records.c.source_id == source.id, records.c.type == event.type)
-        ).mappings().first()
+        return self.conn.execute(_RECORD, {
+            "system": source.system, "source_type": source.type, "source_id": source.id,
+            "record_type": event.type}).mappings().first()
 
     def _upsert(self, event: Event, payload: dict, *, person_id: str | None = None,
-                account_id: str | None = None, address: str | None = None) -> Mapping | None:
-        old = self._record(event)
+                account_id: str | None = None, address: str | None = None,
+                old: Mapping | None = None, looked_up: bool = False) -> Mapping | None:
+        if not looked_up:
+            old = self._record(event)
         values = {"payload": payload, "person_id": person_id, "account_id": account_id,
                   "address": address, "updated_at": self.now}
         if old is None:
             source = event.source
-            self.conn.execute(sa.insert(records).values(
-                source_system=source.system, source_type=source.type, source_id=source.id,
-                type=event.type, **values))
+            self.conn.execute(_INSERT_RECORD, {
+                "source_system": source.system, "source_type": source.type,
+                "source_id": source.id, "type": event.type, **values})
         else:
-            self.conn.execute(sa.update(records).where(records.c.id == old["id"])
-                              .values(**values))
+            self.conn.execute(_UPDATE_RECORD, {"record_id": old["id"], **values})
             self._touch_owner_of(old)
         return old
 
@@ -567,8 +598,14 @@ class _Store:
         return parse_datetime(at).date().isoformat() if at is not None else None
 
     def _refuse_erased(self, kind: str, refs: Sequence[Ref]) -> None:
+        if not self._any_erasure or not refs:
+            return
+        hashes = {erasure_hash(self.salt, ref): ref for ref in refs}
+        erased = {hashes[digest]: at for digest, at in
+                  self.conn.execute(_ERASED, {"hashes": list(hashes)}).all()}
         for ref in refs:
-            when = self._erased_on(ref)
+            at = erased.get(ref)
+            when = parse_datetime(at).date().isoformat() if at is not None else None
             if when:
                 name = f"{kind}.{_ERASED_FIELD.get(ref.kind, 'source')}" if kind == "person" \
                     else f"{kind}.{ref.kind}"
@@ -584,6 +621,7 @@ class _Store:
                 return  # erased before: erasing again changes nothing
             raise InvalidField("erase.person", f"no person matches {describe(ref)}")
         erase_person(self.conn, person_id, self.salt, self.now)
+        self._any_erasure = True
         self.people.discard(person_id)
 
     # -- people and accounts -----------------------------------------------------------
@@ -597,45 +635,61 @@ class _Store:
             if current:
                 found.append(current)
         missing = []
+        known = self._people_of(event.identities)
         for ref in event.identities:
-            person_id = resolve_person(self.conn, ref)
+            person_id = known.get(ref)
             if person_id is None:
                 missing.append(ref)
             elif person_id not in found:
                 found.append(person_id)
         if not found:
             winner = new_person_id()
-            self.conn.execute(sa.insert(people).values(
-                id=winner, profile={"id": winner}, erased=False, created_at=self.now,
-                updated_at=self.now))
+            self.conn.execute(_INSERT_PERSON, {
+                "id": winner, "profile": {"id": winner}, "erased": False,
+                "created_at": self.now, "updated_at": self.now})
         else:
             winner = found[0]
             for loser in found[1:]:
                 merge_people(self.conn, loser, winner)
                 self.people.discard(loser)
-        for ref in missing:
-            self.conn.execute(sa.insert(identities).values(kind=ref.kind, value=ref.value,
-                                                           person_id=winner))
+        if missing:
+            self.conn.execute(_INSERT_IDENTITY, [
+                {"kind": ref.kind, "value": ref.value, "person_id": winner} for ref in missing])
         account_id = self._account_ref(event.account) if event.account else None
         payload = {**event.fields, "identities": [[r.kind, r.value] for r in event.identities]}
-        self._upsert(event, payload, person_id=winner, account_id=account_id)
+        self._upsert(event, payload, person_id=winner, account_id=account_id, old=old,
+                     looked_up=True)
         self.people.add(winner)
+
+    def _people_of(self, refs: Sequence[Ref]) -> dict[Ref, str]:
+        """Resolve a person's identities in one query (each is unique by kind and value)."""
+        found = {ref: person_id for ref in refs if ref.kind == "person"
+                 and (person_id := resolve_person(self.conn, ref)) is not None}
+        wanted = {ref for ref in refs if ref.kind != "person"}
+        if wanted:
+            for kind, value, person_id in self.conn.execute(
+                    _PEOPLE_OF, {"values": sorted({ref.value for ref in wanted})}).all():
+                if Ref(kind, value) in wanted:
+                    found[Ref(kind, value)] = person_id
+        return found
 
     def _account_ref(self, ref: Ref) -> str:
         # A person or contract may name its account before the account's own event
         # arrives (CRMs sync objects in separate streams); the account row waits for it.
         account_id = account_id_for(ref)
-        exists = self.conn.execute(
-            sa.select(accounts.c.id).where(accounts.c.id == account_id)).scalar()
+        if account_id in self._known_accounts:
+            return account_id
+        exists = self.conn.execute(_ACCOUNT_EXISTS, {"account_id": account_id}).scalar()
         if exists is None:
-            self.conn.execute(sa.insert(accounts).values(id=account_id, ref=ref.value,
-                                                         account=None, updated_at=self.now))
+            self.conn.execute(_INSERT_ACCOUNT, {"id": account_id, "ref": ref.value,
+                                                "account": None, "updated_at": self.now})
+        self._known_accounts.add(account_id)
         return account_id
 
     def _account(self, event: Event) -> None:
         ref = source_ref(event.source.system, event.source.id)
         account_id = self._account_ref(ref)
-        account = Account(id=account_id, source=event.source.evidence,
+        account = Account(id=account_id, source=event.evidence,
                           **{k: event.fields.get(k) for k in ("name", "domain", "owner")})
         self.conn.execute(sa.update(accounts).where(accounts.c.id == account_id)
                           .values(account=account.to_dict(), updated_at=self.now))
@@ -668,11 +722,11 @@ class _Store:
         if person_id is None:
             raise InvalidField("touch.person", f"no person matches {describe(event.person)}")
         self._upsert(event, dict(event.fields), person_id=person_id)
-        upsert_touch(self.conn, person_id, event.source.key, event.source.evidence,
+        upsert_touch(self.conn, person_id, event.source.key, event.evidence,
                      event.fields, self.now)
 
     def _campaign(self, event: Event) -> None:
-        campaign = Campaign.from_dict({**event.fields, "source": event.source.evidence.to_dict()})
+        campaign = Campaign.from_dict({**event.fields, "source": event.evidence.to_dict()})
         key = event.source.key
         self.conn.execute(sa.delete(campaigns).where(campaigns.c.record_key == key))
         self.conn.execute(sa.delete(campaigns).where(campaigns.c.id == campaign.id))
@@ -700,6 +754,14 @@ def erase_person(conn: Connection, person_id: str, salt: bytes, now: datetime) -
         refs.append(Ref("email", email))
     for phone in (profile or {}).get("phones") or ():
         refs.append(Ref("phone", phone))
+    # Reps must see "Do not contact" on the CRM records too, until an admin deletes them.
+    for system, ids in ((profile or {}).get("crm_ids") or {}).items():
+        for record_id in [ids] if isinstance(ids, (str, int)) else ids:
+            conn.execute(sa.delete(erasure_notices).where(
+                erasure_notices.c.system == system,
+                erasure_notices.c.record_id == str(record_id)))
+            conn.execute(sa.insert(erasure_notices).values(
+                system=system, record_id=str(record_id), erased_at=now))
     hashes = {erasure_hash(salt, ref) for ref in refs}
     known = set(conn.execute(sa.select(erasures.c.hash).where(erasures.c.hash.in_(hashes)))
                 .scalars()) if hashes else set()
@@ -718,6 +780,6 @@ def erase_person(conn: Connection, person_id: str, salt: bytes, now: datetime) -
     erased = Profile(id=person_id, erased=True)
     conn.execute(sa.update(people).where(people.c.id == person_id).values(
         profile=erased.to_dict(), erased=True, updated_at=now,
-        flags={"status": "Do not contact", "flags": ["Erased on request (right to erasure)."],
+        flags={"status": DO_NOT_CONTACT, "flags": [ERASED],
                "updated": now.isoformat()},
         flags_hash=None))

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from policies.model import Profile
 
 CLEAR, CAUTION, DO_NOT_CONTACT = "Clear", "Caution", "Do not contact"
+ERASED = "Erased on request (right to erasure): no contact of any kind."
 DEFAULT_COOLDOWN = timedelta(days=30)
 DAYS_PER_YEAR = 365
 
@@ -21,7 +22,7 @@ DAYS_PER_YEAR = 365
 def flags_for(profile: Profile, policy, now: datetime) -> tuple[str, list[str]]:
     """Return the person's status and one line per active flag."""
     if profile.erased:
-        return DO_NOT_CONTACT, ["Erased on request (right to erasure): no contact of any kind."]
+        return DO_NOT_CONTACT, [ERASED]
     today = now.date()
     lines: list[str] = []
     blocked_everything = False

@@ -2,7 +2,9 @@
 
 Keys are 32 random bytes, so a plain SHA-256 is the right hash: there is
 nothing to brute-force that a slow password hash would protect, and every
-request pays for the lookup.
+request pays for the lookup. A key found in the store is remembered by each
+process for ``KEY_CACHE_SECONDS``: a key replaced or removed in the store
+stops working within that time (at once in the process that replaced it).
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from time import monotonic
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -98,6 +103,7 @@ def ensure_admin_key(engine: Engine, token: str) -> ApiKey:
     """Make ``token`` the bootstrap admin key (idempotent; replaces a previous bootstrap key)."""
     key = ApiKey(BOOTSTRAP_ID, "admin (GUARD_ADMIN_KEY)", frozenset({"admin"}))
     digest = hash_key(token)
+    _recent.forget(engine)
     with engine.begin() as conn:
         current = conn.execute(
             sa.select(api_keys.c.key_hash).where(api_keys.c.id == BOOTSTRAP_ID)
@@ -111,20 +117,65 @@ def ensure_admin_key(engine: Engine, token: str) -> ApiKey:
     return key
 
 
+# Built once: every API request looks its key up.
+_BY_HASH = sa.select(api_keys).where(api_keys.c.key_hash == sa.bindparam("key_hash"))
+
+
+KEY_CACHE_SECONDS = 5.0
+_KEY_CACHE_SIZE = 1024
+
+
+class _RecentKeys:
+    """Keys found in each store in the last ``KEY_CACHE_SECONDS``, by hash.
+
+    Only keys that exist are remembered, so a key is usable the moment it is created.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stores: weakref.WeakKeyDictionary[Engine, dict[str, tuple[float, ApiKey]]] = (
+            weakref.WeakKeyDictionary())
+
+    def get(self, engine: Engine, digest: str) -> ApiKey | None:
+        with self._lock:
+            found = self._stores.get(engine, {}).get(digest)
+        if found is None or found[0] < monotonic():
+            return None
+        return found[1]
+
+    def put(self, engine: Engine, digest: str, key: ApiKey) -> None:
+        with self._lock:
+            known = self._stores.setdefault(engine, {})
+            if len(known) >= _KEY_CACHE_SIZE:
+                known.clear()
+            known[digest] = (monotonic() + KEY_CACHE_SECONDS, key)
+
+    def forget(self, engine: Engine) -> None:
+        with self._lock:
+            self._stores.pop(engine, None)
+
+
+_recent = _RecentKeys()
+
+
 def authenticate(engine: Engine, token: str) -> ApiKey | None:
     """Find the key a caller presented, or None."""
     if not token:
         return None
+    digest = hash_key(token)
+    key = _recent.get(engine, digest)
+    if key is not None:
+        return key
     with read_only(engine.connect()) as conn:
-        row = conn.execute(
-            sa.select(api_keys).where(api_keys.c.key_hash == hash_key(token))
-        ).mappings().first()
+        row = conn.execute(_BY_HASH, {"key_hash": digest}).mappings().first()
     if row is None:
         return None
-    return ApiKey(
+    key = ApiKey(
         id=row["id"],
         name=row["name"],
         scopes=frozenset((row["scopes"] or "").split()),
         sender=row["sender"],
         purpose=row["purpose"],
     )
+    _recent.put(engine, digest, key)
+    return key

@@ -36,6 +36,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from guard.db import metadata
@@ -71,6 +73,27 @@ outbox = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_outbox_due", "status", "not_before"),
 )
+
+
+# Built once: the request path inserts and settles a row per send. A duplicate key is
+# skipped by the database itself (ON CONFLICT DO NOTHING), so the unique index, not a
+# read before the write, keeps a message from being queued twice, even across replicas.
+_INSERT = {
+    name: insert(outbox).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    .returning(outbox.c.id)
+    for name, insert in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))
+}
+
+
+def _settle_statement(from_status: tuple[str, ...]) -> sa.Update:
+    return (outbox.update()
+            .where(outbox.c.id == sa.bindparam("row_id"),
+                   outbox.c.claim_token == sa.bindparam("token"),
+                   outbox.c.status.in_(from_status)))
+
+
+_SETTLE = {states: _settle_statement(states)
+           for states in ((CLAIMED,), (SENDING, UNKNOWN))}
 
 
 def idempotency_key(message_key: str, *parts: Any) -> str:
@@ -148,41 +171,39 @@ class Outbox:
     def _now(self) -> datetime:
         return _utc(self.clock())
 
-    def _insert(self, conn: Connection, item: Item, status: str, token: str | None) -> str | None:
+    def _row(self, item: Item, status: str, token: str | None) -> dict:
         now = self._now()
-        row_id = "out_" + secrets.token_hex(12)
-        exists = conn.execute(
-            sa.select(outbox.c.id).where(outbox.c.idempotency_key == item.idempotency_key)
-        ).first()
-        if exists:
-            return None
-        conn.execute(outbox.insert().values(
-            id=row_id, idempotency_key=item.idempotency_key, provider=item.provider,
-            resource=item.resource, payload=item.payload, recipients=list(item.recipients),
-            checks=[dict(c) for c in item.checks], defaults=dict(item.defaults),
-            decision_ids=list(item.decision_ids), key_id=item.key_id, status=status,
-            needs_check=item.needs_check, not_before=_utc(item.not_before) or now, tries=0,
-            claim_token=token, claimed_at=now if token else None, created_at=now,
-            updated_at=now,
-        ))
-        return row_id
+        return {
+            "id": "out_" + secrets.token_hex(12), "idempotency_key": item.idempotency_key,
+            "provider": item.provider, "resource": item.resource, "payload": item.payload,
+            "recipients": list(item.recipients), "checks": [dict(c) for c in item.checks],
+            "defaults": dict(item.defaults), "decision_ids": list(item.decision_ids),
+            "key_id": item.key_id, "status": status, "needs_check": item.needs_check,
+            "not_before": _utc(item.not_before) or now, "tries": 0, "claim_token": token,
+            "claimed_at": now if token else None, "last_error": None,
+            "response_status": None, "response_body": None, "created_at": now,
+            "updated_at": now,
+        }
+
+    def _insert(self, conn: Connection, item: Item, status: str, token: str | None) -> str | None:
+        row = self._row(item, status, token)
+        return conn.execute(_INSERT[conn.dialect.name], row).scalar()
 
     def hold(self, item: Item) -> str | None:
         """Queue ``item`` until its ``not_before``; None if its key was queued before."""
-        try:
-            with self.engine.begin() as conn:
-                return self._insert(conn, item, HELD, None)
-        except sa.exc.IntegrityError:
-            return None
+        with self.engine.begin() as conn:
+            return self._insert(conn, item, HELD, None)
+
+    def hold_all(self, items: Iterable[Item]) -> list[str | None]:
+        """Queue every item in one transaction; None for each key queued before."""
+        with self.engine.begin() as conn:
+            return [self._insert(conn, item, HELD, None) for item in items]
 
     def start_sending(self, item: Item) -> Claim | None:
         """Record ``item`` as being sent now (before calling the provider); None if known."""
         token = secrets.token_hex(16)
-        try:
-            with self.engine.begin() as conn:
-                row_id = self._insert(conn, item, SENDING, token)
-        except sa.exc.IntegrityError:
-            return None
+        with self.engine.begin() as conn:
+            row_id = self._insert(conn, item, SENDING, token)
         if row_id is None:
             return None
         return Claim(row_id, token, item.provider, item.resource, item.payload,
@@ -219,38 +240,35 @@ class Outbox:
                     return _claim_from(row, token)
         return None
 
-    def _settle(self, claim: Claim, from_status: Iterable[str], **values) -> bool:
+    def _settle(self, claim: Claim, from_status: tuple[str, ...], **values) -> bool:
         values.setdefault("updated_at", self._now())
         with self.engine.begin() as conn:
-            return conn.execute(
-                outbox.update()
-                .where(outbox.c.id == claim.id, outbox.c.claim_token == claim.token,
-                       outbox.c.status.in_(list(from_status)))
-                .values(**values)
-            ).rowcount == 1
+            return conn.execute(_SETTLE[from_status],
+                                {**values, "row_id": claim.id, "token": claim.token}
+                                ).rowcount == 1
 
     def checked(self, claim: Claim, decision_ids: Sequence[str]) -> Claim:
         """Record that the release check allowed the row."""
         ids = [*claim.decision_ids, *decision_ids]
-        self._settle(claim, [CLAIMED], needs_check=False, decision_ids=ids)
+        self._settle(claim, (CLAIMED,), needs_check=False, decision_ids=ids)
         return Claim(claim.id, claim.token, claim.provider, claim.resource, claim.payload,
                      claim.checks, claim.defaults, False, claim.tries, tuple(ids))
 
     def defer_again(self, claim: Claim, not_before: datetime,
                     decision_ids: Sequence[str]) -> bool:
         """Put a claimed row back to wait until ``not_before`` (still to be checked)."""
-        return self._settle(claim, [CLAIMED], status=HELD, not_before=_utc(not_before),
+        return self._settle(claim, (CLAIMED,), status=HELD, not_before=_utc(not_before),
                             claim_token=None, claimed_at=None,
                             decision_ids=[*claim.decision_ids, *decision_ids])
 
     def drop(self, claim: Claim, reason: str, decision_ids: Sequence[str]) -> bool:
         """Give up a claimed row because the release check no longer allows it."""
-        return self._settle(claim, [CLAIMED], status=DROPPED, last_error=reason,
+        return self._settle(claim, (CLAIMED,), status=DROPPED, last_error=reason,
                             decision_ids=[*claim.decision_ids, *decision_ids])
 
     def begin_send(self, claim: Claim) -> bool:
         """Commit that the provider is about to be called; False if the claim was lost."""
-        return self._settle(claim, [CLAIMED], status=SENDING, claimed_at=self._now())
+        return self._settle(claim, (CLAIMED,), status=SENDING, claimed_at=self._now())
 
     def finish(self, claim: Claim, outcome: Outcome) -> str:
         """Record how a send ended and return the row's new status."""
@@ -272,7 +290,7 @@ class Outbox:
         else:
             status = UNKNOWN
         # A slow sender whose row was already marked unknown still reports what it learnt.
-        self._settle(claim, [SENDING, UNKNOWN], status=status, **values)
+        self._settle(claim, (SENDING, UNKNOWN), status=status, **values)
         return status
 
     def _backoff(self, tries: int, outcome: Outcome) -> timedelta:

@@ -52,7 +52,9 @@ _FACT_FIELDS = {
 
 def evidence_of(row: Mapping) -> Evidence:
     """Return the evidence (system, record type, id) of a stored record row."""
-    return Evidence(row["source_system"], row["source_type"] or "", row["source_id"])
+    # A source sent without a record type is named by its event type, so a rep still
+    # reads what kind of record to look for ("dms purchase SO-1").
+    return Evidence(row["source_system"], row["source_type"] or row["type"], row["source_id"])
 
 
 def _fact(row: Mapping, via_account: bool):

@@ -10,7 +10,7 @@ dates, do-not-market-until) are ``date``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -42,6 +42,15 @@ CATEGORIES = ("marketing", "sales", "service", "billing", "required")
 
 def parse_datetime(value: Any) -> datetime | None:
     """Parse an ISO 8601 time; a naive time is taken as UTC."""
+    if type(value) is str:
+        # Stored profiles hold canonical ISO text: parse it straight, and fall back to the
+        # lenient path below (spaces, a lower-case "z") only when that fails.
+        try:
+            dt = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
@@ -60,6 +69,11 @@ def parse_datetime(value: Any) -> datetime | None:
 
 def parse_date(value: Any) -> date | None:
     """Parse an ISO 8601 date (a full timestamp keeps only its date)."""
+    if type(value) is str and len(value) == 10:
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
@@ -94,6 +108,28 @@ class Evidence:
         return cls(str(data["system"]), str(data.get("type") or ""), str(data["id"]))
 
 
+def _evidence_decoder() -> Callable[[Mapping], Evidence]:
+    """Return a decoder that builds each distinct pointer once.
+
+    A profile cites the same few records many times (every field it took from one
+    Contact, and the Contact again among its sources); Evidence is immutable, so
+    the repeats share one object.
+    """
+    seen: dict[tuple, Evidence] = {}
+
+    def decode(data: Mapping) -> Evidence:
+        key = (data["system"], data.get("type"), data["id"])
+        found = seen.get(key)
+        if found is None:
+            found = Evidence.from_dict(data)
+            # Only text is shared: 1, 1.0 and True are equal keys but read differently.
+            if (found.system, found.type or None, found.id) == (key[0], key[1] or None, key[2]):
+                seen[key] = found
+        return found
+
+    return decode
+
+
 def _evidence_or_none(data: Any) -> Evidence | None:
     return Evidence.from_dict(data) if data else None
 
@@ -106,28 +142,42 @@ class _Record:
 
     def to_dict(self) -> dict:
         out = {}
-        for f in fields(self):  # type: ignore[arg-type]
-            value = getattr(self, f.name)
+        for name, _ in _DECODERS.get(type(self)) or _decoders_of(type(self)):
+            value = getattr(self, name)
             if isinstance(value, Evidence):
                 value = value.to_dict()
-            out[f.name] = _iso(value)
+            out[name] = _iso(value)
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping):
+        decoders = _DECODERS.get(cls) or _decoders_of(cls)
         kwargs = {}
-        for f in fields(cls):  # type: ignore[arg-type]
-            if f.name not in data:
-                continue
-            value = data[f.name]
-            if f.name == "source":
-                value = _evidence_or_none(value)
-            elif f.name in cls._dates:
-                value = parse_date(value)
-            elif f.name in cls._datetimes:
-                value = parse_datetime(value)
-            kwargs[f.name] = value
+        for name, decode in decoders:
+            if name in data:
+                value = data[name]
+                kwargs[name] = decode(value) if decode is not None else value
         return cls(**kwargs)
+
+
+# Each record class's fields and how to decode them, worked out once per class: profiles
+# are decoded on every check.
+_DECODERS: dict[type, tuple[tuple[str, Any], ...]] = {}
+
+
+def _decoders_of(cls: type) -> tuple[tuple[str, Any], ...]:
+    decoders = []
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.name == "source":
+            decoders.append((f.name, _evidence_or_none))
+        elif f.name in cls._dates:  # type: ignore[attr-defined]
+            decoders.append((f.name, parse_date))
+        elif f.name in cls._datetimes:  # type: ignore[attr-defined]
+            decoders.append((f.name, parse_datetime))
+        else:
+            decoders.append((f.name, None))
+    _DECODERS[cls] = tuple(decoders)
+    return _DECODERS[cls]
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +361,7 @@ class Profile:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> Profile:
+        evidence = _evidence_decoder()
         kwargs: dict[str, Any] = {
             "id": data.get("id"),
             "emails": tuple(data.get("emails") or ()),
@@ -326,13 +377,14 @@ class Profile:
             "do_not_market_until": parse_date(data.get("do_not_market_until")),
             "account": Account.from_dict(data["account"]) if data.get("account") else None,
             "field_sources": {
-                k: Evidence.from_dict(v) for k, v in (data.get("field_sources") or {}).items()
+                k: evidence(v) for k, v in (data.get("field_sources") or {}).items()
             },
-            "sources": tuple(Evidence.from_dict(s) for s in data.get("sources") or ()),
+            "sources": tuple(map(evidence, data.get("sources") or ())),
             "erased": bool(data.get("erased", False)),
         }
         for name, record in _FACTS.items():
-            kwargs[name] = tuple(record.from_dict(r) for r in data.get(name) or ())
+            facts = data.get(name)
+            kwargs[name] = tuple(map(record.from_dict, facts)) if facts else ()
         return cls(**kwargs)
 
 

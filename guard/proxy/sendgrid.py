@@ -308,15 +308,15 @@ def mail_send() -> Response:
                 return Response(reply.body, status=reply.status,
                                 content_type=reply.headers.get("Content-Type",
                                                                "application/json"))
-    for r in result.deferred:
-        box.hold(Item(
+    if result.deferred:
+        box.hold_all(Item(
             "sendgrid", "mail", rebuild(body, [Recipient(r.index, "to", r.address, r.check,
                                                          r.args, r.decision)]),
             idempotency_key(message_key, "sendgrid", r.index, r.field, r.email),
             recipients=[r.email], checks=[r.check], defaults=key.defaults,
             decision_ids=[r.decision.decision_id], key_id=key.id,
             not_before=r.decision.not_before, needs_check=True,
-        ))
+        ) for r in result.deferred)
     rerouted = [f"{r.email} -> {_reroute(r, key)}" for r in result.rerouted]
     response.headers["X-Guard-Decisions"] = ",".join(result.decision_ids)
     response.headers["X-Guard-Blocked"] = str(len(result.blocked))

@@ -85,3 +85,26 @@ def test_authenticate_reads_scopes_and_defaults(app):
     assert found.allows("send") and not found.allows("events")
     assert found.defaults == {"sender": "oem", "purpose": "newsletter"}
     assert keys.authenticate(app.extensions["guard.engine"], secret + "x") is None
+
+
+def test_a_removed_key_stops_working_within_the_cache_time(app, make_key, monkeypatch):
+    engine = app.extensions["guard.engine"]
+    secret = make_key("check")
+    clock = [1000.0]
+    monkeypatch.setattr(keys, "monotonic", lambda: clock[0])
+    assert keys.authenticate(engine, secret) is not None
+    with engine.begin() as conn:
+        conn.execute(sa.delete(api_keys).where(api_keys.c.key_hash == keys.hash_key(secret)))
+    clock[0] += keys.KEY_CACHE_SECONDS - 0.5
+    assert keys.authenticate(engine, secret) is not None  # remembered by this process
+    clock[0] += 1
+    assert keys.authenticate(engine, secret) is None
+
+
+def test_replacing_the_admin_key_locks_the_old_one_out_at_once(app):
+    engine = app.extensions["guard.engine"]
+    keys.ensure_admin_key(engine, "first-admin-secret")
+    assert keys.authenticate(engine, "first-admin-secret") is not None
+    keys.ensure_admin_key(engine, "second-admin-secret")
+    assert keys.authenticate(engine, "first-admin-secret") is None
+    assert keys.authenticate(engine, "second-admin-secret") is not None

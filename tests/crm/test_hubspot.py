@@ -254,3 +254,22 @@ def test_a_person_who_appears_in_hubspot_later_gets_their_flags(fake, connector,
     assert crm.write_flags(guard, connector) == 1
     assert fake.record("contacts", zoe)["properties"]["guard_flags"] == (
         "Open case: Scratched door")
+
+
+def test_an_erased_person_is_marked_do_not_contact_in_hubspot_once(synced, fake, connector,
+                                                                    guard, engine):
+    from guard.db import erasure_notices
+
+    crm.write_flags(guard, connector)
+    result = guard.ingest([{"type": "erase", "source": {"system": "privacy", "id": "DSR-1"},
+                            "person": {"hubspot": synced["anna"]}}])
+    assert result["rejected"] == []
+
+    assert crm.write_flags(guard, connector) == 1
+    anna = fake.record("contacts", synced["anna"])["properties"]
+    assert anna["guard_status"] == "Do not contact"
+    assert "right to erasure" in anna["guard_flags"]
+    # Once the CRM has it, the guard keeps no record id of the erased person.
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(erasure_notices)).all() == []
+    assert crm.write_flags(guard, connector) == 0

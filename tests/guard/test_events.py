@@ -286,3 +286,16 @@ def test_parsing_any_event_raises_nothing_but_invalid_field(raw):
         parse_event(raw, load_policy(default_policy_path()))
     except InvalidField:
         pass
+
+
+def test_a_source_without_a_record_type_is_named_by_its_event_type(store):
+    accepted(store.ingest([
+        person("003A", "anna@example.com"),
+        {"type": "purchase", "source": {"system": "dms", "id": "SO-9"},
+         "person": "anna@example.com", "product": "audi-a4", "at": "2026-11-21T10:00:00Z"},
+    ]))
+    decision = store.check({"channel": "email", "to": "anna@example.com",
+                            "purpose": "price_offer", "sender": "oem", "product": "audi-a4",
+                            "campaign": None}, commit=False)
+    evidence = [e.to_dict() for r in decision.reasons for e in r.evidence]
+    assert {"system": "dms", "type": "purchase", "id": "SO-9"} in evidence

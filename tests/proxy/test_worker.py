@@ -75,6 +75,22 @@ def test_the_same_recipient_of_the_same_message_is_queued_once(box):
     assert box.counts() == {"held": 1}
 
 
+def test_a_send_is_recorded_once_per_key(box):
+    item = Item("sendgrid", "mail", {"personalizations": []}, "send-1", recipients=[ANNA])
+    assert box.start_sending(item) is not None
+    assert box.start_sending(item) is None
+    assert box.counts() == {"sending": 1}
+
+
+def test_holding_a_batch_skips_the_keys_queued_before(box):
+    held_mail(box, key="first")
+    items = [Item("sendgrid", "mail", {"personalizations": []}, key, recipients=[ANNA])
+             for key in ("first", "second", "second")]
+    first, second, again = box.hold_all(items)
+    assert first is None and second is not None and again is None
+    assert box.counts() == {"held": 2}
+
+
 def test_a_row_is_claimed_by_one_worker_only(box):
     held_mail(box)
     first = box.claim_due()

@@ -1,0 +1,185 @@
+"""Sync figures: CRM records synced into the store per second, Salesforce and HubSpot.
+
+Each CRM is the test suite's fake speaking its wire protocol (Salesforce: a
+``responses`` fake behind ``simple-salesforce``; HubSpot: a local HTTP server
+behind ``hubspot-api-client``), filled with a dealer's book of contacts,
+companies, won deals with their products, cases and logged calls. The
+figure is every record the connector read, divided by the time
+``guard.crm.run_sync`` took to read them and store their events in a fresh
+SQLite store: the fake's own work is inside the time, so it is a floor.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from bench.figure import Figure, NotMeasured, Target
+from bench.loader import store
+from bench.population import EPOCH, MODELS, email_of, phone_of
+
+SYSTEMS = ("salesforce", "hubspot")
+FIGURES = {f"sync_records_per_s.{s}": ("records/s", Target(">=", 5_000)) for s in SYSTEMS}
+# A book of business per contact: one company per 20 contacts, a won deal with its
+# product for one in four, an open case for one in ten, a logged call for one in two.
+COMPANY_EVERY, DEAL_EVERY, CASE_EVERY, CALL_EVERY = 20, 4, 10, 2
+
+
+def measure(size) -> list[Figure]:
+    """Sync each fake CRM into a fresh store; report records per second for each."""
+    from guard.service import Guard
+    from policies import default_policy_path, load_policy
+
+    policy = load_policy(default_policy_path())
+    contacts = book_size(size.sync_records)
+    figures = []
+    for system in SYSTEMS:
+        name = f"sync_records_per_s.{system}"
+        runner = {"salesforce": _salesforce, "hubspot": _hubspot}[system]
+        try:
+            with store("sqlite") as engine:
+                guard = Guard(engine, policy, clock=lambda: EPOCH)
+                records, seconds, params = runner(guard, contacts)
+        except NotMeasured as exc:
+            figures.append(Figure(name, *FIGURES[name], reason=str(exc)))
+            continue
+        figures.append(Figure(name, *FIGURES[name], value=round(records / seconds), params={
+            "records": records, "contacts": contacts, "seconds": round(seconds, 2),
+            "store": "sqlite", **params},
+            note="the fake CRM answers inside the timed sync; connector_only_per_s is the same "
+                 "sync, same run, with its events read but not stored: the ceiling the store "
+                 "leaves room for"))
+    return figures
+
+
+def book_size(records: int) -> int:
+    """Return how many contacts make a book of about ``records`` CRM records."""
+    # A deal counts once: its line items and contact roles come nested in it.
+    per_contact = 1 + 1 / COMPANY_EVERY + 1 / DEAL_EVERY + 1 / CASE_EVERY + 1 / CALL_EVERY
+    return max(20, round(records / per_contact))
+
+
+def read_only(connector) -> float:
+    """Return the seconds a whole sync takes when its events are read but not stored."""
+    from connectors.base import MemoryBookmarks
+
+    bookmarks = MemoryBookmarks()
+    start = time.perf_counter()
+    for batch in connector.sync(bookmarks):
+        bookmarks.save(batch.stream, batch.bookmark)
+    return time.perf_counter() - start
+
+
+def _check(summary, rejected: list, system: str) -> None:
+    if summary.stopped:
+        raise NotMeasured(f"{system} sync stopped early: {summary.stopped}")
+    if rejected:
+        raise NotMeasured(f"the store rejected {len(rejected)} {system} events, e.g. "
+                          f"{rejected[0]['detail']}")
+
+
+def _salesforce(guard, contacts: int) -> tuple[int, float, dict]:
+    import responses
+    from tenacity import wait_none
+
+    from guard import crm
+    from tests.connectors.salesforce.conftest import make_connector
+    from tests.crm.conftest import installed_org
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        org = installed_org(mock, now=EPOCH - timedelta(hours=1))
+        _fill_salesforce(org, contacts)
+        org.advance(minutes=5)
+        floor = read_only(make_connector(org, retry_wait=wait_none()))
+        connector = make_connector(org, retry_wait=wait_none())
+        start = time.perf_counter()
+        summary, rejected = crm.run_sync(guard, connector)
+        seconds = time.perf_counter() - start
+    _check(summary, rejected, "Salesforce")
+    records = sum(summary.counts.values())
+    return records, seconds, {"per_object": dict(sorted(summary.counts.items())),
+                              "connector_only_per_s": round(records / floor),
+                              "page_size": org.page_size,
+                              "fake": "responses (in-process), simple-salesforce client"}
+
+
+def _fill_salesforce(org, contacts: int) -> None:
+    user = "005Fk000000MUNICAAA"
+    products = [org.insert("Product2", Name=m, ProductCode=m, Family="car") for m in MODELS]
+    accounts: list[str] = []
+    for i in range(contacts):
+        if i % COMPANY_EVERY == 0:
+            accounts.append(org.insert("Account", Name=f"Company {i}", OwnerId=user,
+                                       Website=f"https://company{i}.example"))
+        contact = org.insert("Contact", Name=f"Person {i}", Email=email_of(i), Phone=phone_of(i),
+                             AccountId=accounts[-1], OwnerId=user,
+                             HasOptedOutOfEmail=i % 17 == 0, DoNotCall=False)
+        if i % DEAL_EVERY == 0:
+            deal = org.insert("Opportunity", Name=f"Deal {i}", IsWon=True, IsClosed=True,
+                              CloseDate="2026-06-01", AccountId=accounts[-1], Amount=40000,
+                              StageName="Closed Won", OwnerId=user)
+            org.insert("OpportunityLineItem", OpportunityId=deal,
+                       Product2Id=products[i % len(products)], TotalPrice=40000, Quantity=1)
+            org.insert("OpportunityContactRole", OpportunityId=deal, ContactId=contact,
+                       IsPrimary=True)
+        if i % CASE_EVERY == 0:
+            org.insert("Case", ContactId=contact, IsClosed=False, OwnerId=user,
+                       Subject="Rattling door", Status="New")
+        if i % CALL_EVERY == 0:
+            org.insert("Task", WhoId=contact, Subject="Service call", TaskSubtype="Call",
+                       IsClosed=True, Status="Completed",
+                       CompletedDateTime="2026-11-20T15:00:00.000+0000")
+
+
+def _hubspot(guard, contacts: int) -> tuple[int, float, dict]:
+    from connectors.hubspot import parse_mapping
+    from guard import crm
+    from tests.connectors.hubspot.conftest import OWNERS, make_connector
+    from tests.connectors.hubspot.fake import FakeHubSpot
+
+    fake = FakeHubSpot()
+    fake.start()
+    try:
+        _fill_hubspot(fake, contacts)
+        floor = read_only(make_connector(fake, parse_mapping(OWNERS)))
+        connector = make_connector(fake, parse_mapping(OWNERS))
+        start = time.perf_counter()
+        summary, rejected = crm.run_sync(guard, connector)
+        seconds = time.perf_counter() - start
+    finally:
+        fake.stop()
+    _check(summary, rejected, "HubSpot")
+    records = sum(summary.counts.values())
+    return records, seconds, {"per_object": dict(sorted(summary.counts.items())),
+                              "connector_only_per_s": round(records / floor),
+                              "fake": "local HTTP server, hubspot-api-client"}
+
+
+def _fill_hubspot(fake, contacts: int) -> None:
+    products = [fake.add("products", {"name": m, "hs_sku": m}) for m in MODELS]
+    company = None
+    for i in range(contacts):
+        if i % COMPANY_EVERY == 0:
+            company = fake.add("companies", {"name": f"Company {i}", "hubspot_owner_id": "77",
+                                             "domain": f"company{i}.example"})
+        contact = fake.add("contacts", {
+            "email": email_of(i), "phone": phone_of(i), "firstname": "Person",
+            "lastname": str(i), "lifecyclestage": "customer", "hubspot_owner_id": "77",
+            "associatedcompanyid": company})
+        if i % DEAL_EVERY == 0:
+            deal = fake.add("deals", {"dealname": f"Deal {i}", "dealstage": "closedwon",
+                                      "closedate": "2026-06-01T10:00:00Z",
+                                      "deal_currency_code": "EUR", "amount": "40000"})
+            item = fake.add("line_items", {"name": "car", "quantity": "1", "amount": "40000",
+                                           "hs_product_id": products[i % len(products)]})
+            fake.associate("deals", deal, "line_items", item)
+            fake.associate("deals", deal, "contacts", contact)
+            fake.associate("deals", deal, "companies", company)
+        if i % CASE_EVERY == 0:
+            ticket = fake.add("tickets", {"subject": "Rattling door", "hs_pipeline_stage": "1",
+                                          "hubspot_owner_id": "77"})
+            fake.associate("tickets", ticket, "contacts", contact)
+        if i % CALL_EVERY == 0:
+            call = fake.add("calls", {"hs_call_direction": "OUTBOUND", "hubspot_owner_id": "77",
+                                      "hs_timestamp": "2026-11-19T08:00:00Z"})
+            fake.associate("calls", call, "contacts", contact)
