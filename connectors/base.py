@@ -19,6 +19,23 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+# Event fields a mapped custom object may fill, per event type (SPEC §6), and the
+# ones it must fill; both connectors validate their mapping files against these.
+OBJECT_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "purchase": ("product", "category", "at", "amount", "currency"),
+    "contract": ("status", "start", "end", "owner", "product"),
+    "service": ("asset", "at", "mileage", "next_due", "next_due_mileage"),
+    "invoice": ("number", "sent_at", "due", "paid_at", "amount"),
+    "case": ("status", "owner", "subject", "at"),
+    "touch": ("channel", "purpose", "sender", "at", "campaign", "template"),
+}
+REQUIRED_OBJECT_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "purchase": ("at",),
+    "contract": ("status",),
+    "case": ("status",),
+    "touch": ("channel", "purpose", "sender", "at"),
+}
+
 
 class Bookmarks(Protocol):
     """Where a connector's per-stream cursors are kept between runs."""

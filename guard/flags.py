@@ -7,10 +7,14 @@ its date, e.g. "In purchase cool-down until 2027-04-07".
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 
 import sqlalchemy as sa
 
+from guard.db import people
 from policies.model import Profile
 
 CLEAR, CAUTION, DO_NOT_CONTACT = "Clear", "Caution", "Do not contact"
@@ -92,9 +96,6 @@ def lapses_at(profile: Profile, policy, now: datetime) -> datetime | None:
 
 def refresh_lapsed(engine: sa.Engine, policy, now: datetime, limit: int = 1000) -> int:
     """Recompute the flags of people whose flag lines ran out; return how many changed."""
-    from guard.db import people
-    from guard.profiles import hash_flags
-
     with engine.connect() as conn:
         due = conn.execute(
             sa.select(people.c.id, people.c.profile, people.c.flags_hash, people.c.updated_at)
@@ -116,6 +117,13 @@ def refresh_lapsed(engine: sa.Engine, policy, now: datetime, limit: int = 1000) 
                 people.c.id == person_id, people.c.updated_at == updated_at).values(**values))
         changed += bool(done.rowcount and flags_hash != old_hash)
     return changed
+
+
+def hash_flags(flags: Mapping) -> str:
+    """Hash a person's status and flag lines, so write-back can tell what changed."""
+    text = json.dumps({"status": flags["status"], "flags": list(flags["flags"])},
+                      sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _latest_own_purchase(profile: Profile):

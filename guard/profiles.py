@@ -7,8 +7,6 @@ the batch touched, together with the flags shown in the CRM.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -17,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from guard.db import accounts, identities, people, records
-from guard.flags import flags_for, lapses_at
+from guard.flags import flags_for, hash_flags, lapses_at
 from policies.model import (
     Account,
     Case,
@@ -241,10 +239,3 @@ def _sync_identities(conn: Connection, person_id: str) -> None:
     for kind, value in have - wanted:
         conn.execute(sa.delete(identities).where(identities.c.kind == kind,
                                                  identities.c.value == value))
-
-
-def hash_flags(flags: Mapping) -> str:
-    """Hash a person's status and flag lines, so write-back can tell what changed."""
-    text = json.dumps({"status": flags["status"], "flags": list(flags["flags"])},
-                      sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()

@@ -156,15 +156,20 @@ def _api_error(operation: str, exc: Exception) -> ApiError:
     if status is None:
         raise exc
     body = getattr(exc, "body", None) or getattr(exc, "reason", "") or ""
+    return _error_from_reply(operation, int(status), body)
+
+
+def _error_from_reply(operation: str, status: int, body: Any) -> ApiError:
+    """Build the error for a non-2xx reply, with HubSpot's own message when it gave one."""
     if isinstance(body, bytes):
         body = body.decode("utf-8", "replace")
     detail = str(body)
     try:
         detail = json.loads(body).get("message") or detail
     except (ValueError, AttributeError):
-        pass
+        pass  # not HubSpot's JSON error shape: the raw body is the detail
     cls = RateLimited if status == 429 else ApiError
-    return cls(operation, int(status), detail)
+    return cls(operation, status, detail)
 
 
 def chunks(items: Sequence, size: int = BATCH_SIZE) -> Iterable[Sequence]:
@@ -356,11 +361,5 @@ class Api:
         except urllib3.exceptions.HTTPError as exc:
             raise ApiError(f"POST {path}", 0, str(exc)) from exc
         if not 200 <= response.status <= 299:
-            detail = response.data.decode("utf-8", "replace")
-            try:
-                detail = json.loads(detail).get("message") or detail
-            except (ValueError, AttributeError):
-                pass
-            cls = RateLimited if response.status == 429 else ApiError
-            raise cls(f"POST {path}", response.status, detail)
+            raise _error_from_reply(f"POST {path}", response.status, response.data)
         return json.loads(response.data) if response.data else {}

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from marshmallow import Schema, ValidationError, fields, validate
 
+from connectors import base
 from connectors.hubspot.errors import MappingError
 
 DEFAULT_MAPPING = Path(__file__).with_name("mapping.yaml")
@@ -32,15 +33,9 @@ PERSON_FIELDS = (
 )
 STAGES = ("prospect", "opportunity", "customer")
 CHANNELS = ("email", "sms", "call", "mail", "push")
-# Event fields a custom object may fill, per event type (SPEC §6).
-OBJECT_FIELDS = {
-    "purchase": ("product", "category", "at", "amount", "currency"),
-    "contract": ("status", "start", "end", "owner", "product"),
-    "service": ("asset", "at", "mileage", "next_due", "next_due_mileage"),
-    "invoice": ("number", "sent_at", "due", "paid_at", "amount"),
-    "case": ("status", "owner", "subject", "at"),
-}
-REQUIRED_OBJECT_FIELDS = {"purchase": ("at",), "contract": ("status",), "case": ("status",)}
+# Custom objects fill the fact events; touches come from HubSpot's own engagements.
+OBJECT_FIELDS = {event: names for event, names in base.OBJECT_FIELDS.items() if event != "touch"}
+REQUIRED_OBJECT_FIELDS = base.REQUIRED_OBJECT_FIELDS
 # A portal's mapping adds to these; it never has to repeat them.
 DEFAULT_CONTACT_FIELDS = {
     "replacement_cycle_years": ("guard_replacement_cycle_years",),

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 from marshmallow import Schema, ValidationError, fields, validate
 
+from connectors.base import OBJECT_FIELDS, REQUIRED_OBJECT_FIELDS
 from connectors.salesforce.errors import MappingError
 
 DEFAULT_MAPPING = Path(__file__).with_name("mapping.yaml")
@@ -33,21 +34,6 @@ PERSON_FIELDS = (
     "timezone",
     "name",
 )
-# Event fields a custom object may fill, per event type (SPEC §6).
-OBJECT_FIELDS = {
-    "purchase": ("product", "category", "at", "amount", "currency"),
-    "contract": ("status", "start", "end", "owner", "product"),
-    "service": ("asset", "at", "mileage", "next_due", "next_due_mileage"),
-    "invoice": ("number", "sent_at", "due", "paid_at", "amount"),
-    "case": ("status", "owner", "subject", "at"),
-    "touch": ("channel", "purpose", "sender", "at", "campaign", "template"),
-}
-REQUIRED_OBJECT_FIELDS = {
-    "purchase": ("at",),
-    "contract": ("status",),
-    "case": ("status",),
-    "touch": ("channel", "purpose", "sender", "at"),
-}
 # An API name, or a relationship path such as Account.Type; nothing else may
 # reach a SOQL statement.
 API_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$")
@@ -70,18 +56,23 @@ def _sender(**kwargs: Any) -> fields.String:
     return fields.String(validate=validate.Regexp(SENDER, error="not a sender"), **kwargs)
 
 
+def _person_fields() -> fields.Dict:
+    """Person fields mapped to the Salesforce fields tried for them, first filled wins."""
+    return fields.Dict(
+        data_key="fields",
+        keys=fields.String(validate=validate.OneOf(PERSON_FIELDS)),
+        values=fields.List(_api_name()),
+        load_default=dict,
+    )
+
+
 class _Strict(Schema):
     class Meta:
         ordered = True
 
 
 class ContactSchema(_Strict):
-    fields_ = fields.Dict(
-        data_key="fields",
-        keys=fields.String(validate=validate.OneOf(PERSON_FIELDS)),
-        values=fields.List(_api_name()),
-        load_default=dict,
-    )
+    fields_ = _person_fields()
     dealer_field = _optional_api_name()
     stage_field = _optional_api_name()
     stages = fields.Dict(
@@ -95,12 +86,7 @@ class ContactSchema(_Strict):
 
 
 class LeadSchema(_Strict):
-    fields_ = fields.Dict(
-        data_key="fields",
-        keys=fields.String(validate=validate.OneOf(PERSON_FIELDS)),
-        values=fields.List(_api_name()),
-        load_default=dict,
-    )
+    fields_ = _person_fields()
     dealer_field = _optional_api_name()
     stage = fields.String(validate=validate.OneOf(STAGES), load_default="prospect")
 
