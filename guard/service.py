@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import replace
+from bisect import insort
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from guard import events as event_store
 from guard import ledger as contact_ledger
+from guard.batching import Batcher, Job
 from guard.db import (
     campaigns,
     erasures,
@@ -54,6 +56,7 @@ from policies.model import (
 )
 
 SCREEN_BATCH = 500
+BATCH_LIMIT = 256  # checks of concurrent callers in one transaction, at most
 TASK_OPEN, TASK_DONE, TASK_FAILED = "open", "done", "failed"
 
 # The check path's statements, built once: reused with new parameters, they skip
@@ -105,6 +108,11 @@ _STRANGER = sa.union_all(
     .where(records.c.address == sa.bindparam("address"), records.c.person_id.is_(None),
            records.c.type == "consent"),
 )
+# A batch: its people locked in id order (two batches cannot deadlock), then read.
+_LOCK_MANY = (sa.select(people.c.id).where(people.c.id.in_(sa.bindparam("ids", expanding=True)))
+              .order_by(people.c.id).with_for_update())
+_PROFILES = sa.select(people.c.id, people.c.profile).where(
+    people.c.id.in_(sa.bindparam("ids", expanding=True)))
 _CAMPAIGN = sa.select(campaigns.c.campaign).where(campaigns.c.id == sa.bindparam("id"))
 _TASK_EXISTS = sa.select(owner_tasks.c.id).where(
     owner_tasks.c.dedupe_key == sa.bindparam("key"))
@@ -115,6 +123,34 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(slots=True)
+class _Item:
+    """One parsed attempt of a batch, and its outcome once decided."""
+
+    index: int
+    target: Ref
+    attempt: Attempt
+    timed: bool
+    commit: bool
+    outcome: Decision | InvalidField | None = None
+
+
+@dataclass(slots=True)
+class _Known:
+    """What a batch's bulk reads found: people, their profiles and ledgers, strangers."""
+
+    people_of: dict[Ref, str]
+    profiles: dict[str, Profile]
+    entries: dict[str, list[LedgerEntry]]
+    erased: set[Ref]
+    bare: dict[str, list]
+    campaigns: dict[str, Campaign]
+
+
+def _entry_time(entry: LedgerEntry) -> datetime:
+    return entry.at
+
+
 class Guard:
     """The service's one entry point to the store and the policy."""
 
@@ -123,6 +159,8 @@ class Guard:
         self.policy = policy
         self.clock = clock or _utc_now
         self._salt: bytes | None = None
+        # Concurrent checks of this process share transactions (group commit).
+        self._batcher = Batcher(self._run_jobs, limit=BATCH_LIMIT)
 
     # -- events -----------------------------------------------------------------------
 
@@ -162,34 +200,127 @@ class Guard:
         template = self._template(body, defaults)
         target, attempt = self._attempt(template, body.get("to") if body else None)
         self.erasure_salt()  # made (once) outside the check's transaction
-        with self.engine.begin() as conn:
-            decision, attempt, now = self._decide(conn, attempt, target, lock=commit,
-                                                  timed=template["at"] is not None)
-            contact_ledger.record_decision(conn, decision, attempt, committed=commit, now=now)
-            if commit:
-                self._tasks(conn, decision, attempt, now)
-        return decision
+        item = _Item(0, target, attempt, timed=template["at"] is not None, commit=commit)
+        outcome = self._batcher.submit(Job([item]))[0]
+        if isinstance(outcome, InvalidField):
+            raise outcome
+        return outcome
+
+    def check_many(self, bodies: Sequence[Mapping], *, commit: bool = True,
+                   defaults: Mapping | None = None,
+                   then: Callable[[Connection, list], Any] | None = None,
+                   ) -> list[Decision | InvalidField]:
+        """Decide many attempts in one transaction; a bad one is an InvalidField in its place.
+
+        Attempts to the same person see each other in order, as separate
+        checks would (the second of two to one person counts the first toward
+        caps). ``then(conn, outcomes)`` runs inside the same transaction after
+        the decisions are written, so what it stores (an outbox row) commits
+        with them or not at all.
+        """
+        outcomes: list[Any] = [None] * len(bodies)
+        items = []
+        for index, body in enumerate(bodies):
+            try:
+                template = self._template(body, defaults)
+                target, attempt = self._attempt(template, body.get("to"))
+            except InvalidField as exc:
+                outcomes[index] = exc
+                continue
+            items.append(_Item(index, target, attempt, timed=template["at"] is not None,
+                               commit=commit))
+        self.erasure_salt()
+        return self._batcher.submit(Job(items, then, outcomes))
 
     def screen(self, attempt: Mapping, recipients: Iterable[Any], *,
                commit: bool = False) -> Iterator[tuple[Any, Decision | InvalidField]]:
         """Decide one attempt template for many recipients, streaming (recipient, outcome)."""
         template = self._template(attempt, None)
         self.erasure_salt()
-        if commit:
-            for recipient in recipients:
-                try:
-                    yield recipient, self.check({**template, "to": recipient})
-                except InvalidField as exc:
-                    yield recipient, exc
-            return
         batch: list[Any] = []
         for recipient in recipients:
             batch.append(recipient)
             if len(batch) >= SCREEN_BATCH:
-                yield from self._screen_batch(template, batch)
+                yield from self._screen_batch(template, batch, commit)
                 batch = []
         if batch:
-            yield from self._screen_batch(template, batch)
+            yield from self._screen_batch(template, batch, commit)
+
+    def _run_jobs(self, jobs: list[Job]) -> None:
+        """Decide every item of ``jobs`` in one transaction, then run their hooks.
+
+        If the batch fails, each job is run again on its own, so one caller's
+        failure (a hook's error, a lost lock) is not every caller's.
+        """
+        items = [item for job in jobs for item in job.items]
+        try:
+            with self.engine.begin() as conn:
+                if len(items) == 1:
+                    self._decide_one(conn, items[0])
+                elif items:
+                    self._decide_many(conn, items)
+                for job in jobs:
+                    for item in job.items:
+                        job.result[item.index] = item.outcome
+                    if job.then is not None:
+                        job.then(conn, job.result)
+        except Exception:
+            if len(jobs) == 1:
+                raise
+            for job in jobs:
+                try:
+                    self._run_jobs([job])
+                except Exception as exc:  # noqa: BLE001 - handed to that job's caller
+                    job.error = exc
+
+    def _decide_one(self, conn: Connection, item: _Item) -> None:
+        """Decide one item with the single-check queries (fewest round trips)."""
+        try:
+            decision, attempt, now = self._decide(conn, item.attempt, item.target,
+                                                  lock=item.commit, timed=item.timed)
+        except InvalidField as exc:
+            item.outcome = exc
+            return
+        contact_ledger.record_decision(conn, decision, attempt, committed=item.commit, now=now)
+        if item.commit:
+            self._tasks(conn, decision, attempt, now)
+        item.outcome = decision
+
+    def _decide_many(self, conn: Connection, items: list[_Item]) -> None:
+        """Decide a batch with a handful of bulk reads, then write it with one insert.
+
+        PostgreSQL: the people of committed items are locked first, in id order
+        (two batches sharing people cannot deadlock), then read.
+        """
+        window = self.policy.ledger_window
+        earliest = min([self.clock(), *(i.attempt.at for i in items if i.timed)]) - window
+        known = self._read_many(conn, [i.target for i in items], earliest,
+                                {i.attempt.campaign for i in items if i.attempt.campaign},
+                                lock={i.target for i in items if i.commit})
+        now = self.clock()
+        recorded: list[tuple[Decision, Attempt, bool]] = []
+        for item in items:
+            attempt = item.attempt if item.timed else replace(item.attempt, at=now)
+            outcome = self._decide_known(known, item.target, attempt, now)
+            item.outcome = outcome
+            if isinstance(outcome, InvalidField):
+                continue
+            recorded.append((outcome, attempt, item.commit))
+            person_id = known.people_of.get(item.target)
+            if item.commit and person_id in known.entries:
+                # Counted at once: a later item of the batch to the same person sees it.
+                insort(known.entries[person_id], LedgerEntry(
+                    at=contact_ledger.utc(attempt.at), channel=attempt.channel,
+                    purpose=attempt.purpose, sender=attempt.sender, campaign=attempt.campaign,
+                    template=attempt.template, product=attempt.product,
+                    verdict=outcome.verdict), key=_entry_time)
+        for committed in (True, False):
+            rows = [(d, a) for d, a, c in recorded if c is committed]
+            if rows:
+                contact_ledger.record_many(conn, rows, committed=committed, now=now)
+        for decision, attempt, committed in recorded:
+            if committed:
+                self._tasks(conn, decision, attempt, now)
 
     def _template(self, body: Mapping | None, defaults: Mapping | None) -> dict:
         """Merge body over defaults and validate everything but the recipient."""
@@ -311,62 +442,105 @@ class Guard:
         data = conn.execute(_CAMPAIGN, {"id": attempt.campaign}).scalar()
         return {attempt.campaign: Campaign.from_dict(data)} if data else {}
 
-    def _screen_batch(self, template: Mapping, recipients: list[Any]
+    def _screen_batch(self, template: Mapping, recipients: list[Any], commit: bool
                       ) -> Iterator[tuple[Any, Decision | InvalidField]]:
-        """Decide a batch with a handful of bulk reads, record the decisions, yield them."""
-        now = self.clock()
-        parsed: list[tuple[Any, Any]] = []
-        for recipient in recipients:
+        """Decide a batch of one template's recipients and yield (recipient, outcome)."""
+        outcomes: list[Any] = []
+        items = []
+        for index, recipient in enumerate(recipients):
             try:
-                parsed.append((recipient, self._attempt(template, recipient)))
+                target, attempt = self._attempt(template, recipient)
             except InvalidField as exc:
-                parsed.append((recipient, exc))
-        targets = [p[1][0] for p in parsed if not isinstance(p[1], InvalidField)]
-        with read_only(self.engine.connect()) as conn:
-            people_of = self._resolve_many(conn, targets)
-            ids = sorted(set(people_of.values()))
-            profiles = {
-                row.id: Profile.from_dict(row.profile) for row in conn.execute(
-                    sa.select(people.c.id, people.c.profile).where(people.c.id.in_(ids)))
-            } if ids else {}
-            window = self.policy.ledger_window
-            earliest = min([now, *(p[1][1].at for p in parsed
-                                   if not isinstance(p[1], InvalidField))]) - window
-            entries: dict[str, list[LedgerEntry]] = {i: [] for i in ids}
-            if ids:
-                for person_id, entry in _ledger_many(conn, ids, earliest):
-                    entries[person_id].append(entry)
-            strangers = [t for t in targets if t not in people_of]
-            erased, bare = self._strangers_many(conn, strangers)
-            found = self._campaigns(conn, Attempt(
-                "email", "", "", "", now, campaign=template.get("campaign")))
-        results: list[tuple[Any, Decision | InvalidField]] = []
-        recorded: list[tuple[Decision, Attempt]] = []
-        for recipient, outcome in parsed:
-            if isinstance(outcome, InvalidField):
-                results.append((recipient, outcome))
+                outcomes.append(exc)
                 continue
-            target, attempt = outcome
-            person_id = people_of.get(target)
-            if person_id is not None and person_id in profiles:
-                profile = profiles[person_id]
-                since = min(now, attempt.at) - window
-                ledger_entries = [e for e in entries.get(person_id, ()) if e.at >= since]
-            else:
-                if target.kind == "person":
-                    results.append((recipient, InvalidField("to", f"no person {target.value}")))
-                    continue
-                profile = Profile(id=None, erased=True) if target in erased \
-                    else _stranger_profile(target, bare.get(target.value, ()))
-                ledger_entries = []
-            decision = decide(attempt, profile, ledger_entries, self.policy, now, found)
-            decision = decision.with_id(contact_ledger.new_decision_id())
-            recorded.append((decision, attempt))
-            results.append((recipient, decision))
-        if recorded:
-            with self.engine.begin() as conn:
-                contact_ledger.record_many(conn, recorded, committed=False, now=now)
-        yield from results
+            outcomes.append(None)
+            items.append(_Item(index, target, attempt, timed=template["at"] is not None,
+                               commit=commit))
+        if commit:
+            outcomes = self._batcher.submit(Job(items, None, outcomes))
+        elif items:
+            # A dry run reads outside the write lock and holds it only to record.
+            now = self.clock()
+            window = self.policy.ledger_window
+            with read_only(self.engine.connect()) as conn:
+                known = self._read_many(conn, [i.target for i in items],
+                                        min(now, *(i.attempt.at for i in items)) - window,
+                                        {template["campaign"]} if template["campaign"] else ())
+            recorded = []
+            for item in items:
+                outcome = self._decide_known(known, item.target, item.attempt, now)
+                outcomes[item.index] = outcome
+                if not isinstance(outcome, InvalidField):
+                    recorded.append((outcome, item.attempt))
+            if recorded:
+                with self.engine.begin() as conn:
+                    contact_ledger.record_many(conn, recorded, committed=False, now=now)
+        yield from zip(recipients, outcomes, strict=True)
+
+    def _read_many(self, conn: Connection, targets: list[Ref], since: datetime,
+                   campaign_ids: Iterable[str], *, lock: Collection[Ref] = ()) -> _Known:
+        """Read what deciding ``targets`` needs in a few bulk queries; lock ``lock``'s people."""
+        people_of = self._resolve_many(conn, targets)
+        if lock and conn.dialect.name == "postgresql":
+            self._lock_many(conn, people_of, [t for t in lock if t in people_of])
+        ids = sorted(set(people_of.values()))
+        profiles = {
+            row.id: Profile.from_dict(row.profile) for row in conn.execute(
+                _PROFILES, {"ids": ids})
+        } if ids else {}
+        entries: dict[str, list[LedgerEntry]] = {i: [] for i in profiles}
+        if profiles:
+            for person_id, entry in _ledger_many(conn, sorted(profiles), since):
+                entries[person_id].append(entry)
+        strangers = [t for t in targets if t not in people_of or people_of[t] not in profiles]
+        erased, bare = self._strangers_many(conn, [t for t in strangers if t.kind != "person"])
+        campaign_ids = sorted(set(campaign_ids))
+        found = {
+            row.id: Campaign.from_dict(row.campaign) for row in conn.execute(
+                sa.select(campaigns.c.id, campaigns.c.campaign)
+                .where(campaigns.c.id.in_(campaign_ids)))
+        } if campaign_ids else {}
+        return _Known(people_of, profiles, entries, erased, bare, found)
+
+    def _lock_many(self, conn: Connection, people_of: dict[Ref, str],
+                   targets: list[Ref]) -> None:
+        """Lock the people of ``targets`` in id order; follow anyone merged meanwhile."""
+        wanted = sorted({people_of[t] for t in targets})
+        if not wanted:
+            return
+        locked = set(conn.execute(_LOCK_MANY, {"ids": wanted}).scalars())
+        gone = [t for t in targets if people_of[t] not in locked]
+        if not gone:
+            return
+        # A merge removed a person between resolving and locking: resolve again, lock
+        # the survivors (already-held locks stay; a rare out-of-order wait at worst).
+        for target in gone:
+            del people_of[target]
+        again = self._resolve_many(conn, gone)
+        people_of.update(again)
+        more = sorted(set(again.values()) - locked)
+        if more:
+            conn.execute(_LOCK_MANY, {"ids": more}).all()
+
+    def _decide_known(self, known: _Known, target: Ref, attempt: Attempt,
+                      now: datetime) -> Decision | InvalidField:
+        """Decide one attempt from bulk-read facts; a person reference to no one is invalid."""
+        person_id = known.people_of.get(target)
+        profile = known.profiles.get(person_id) if person_id is not None else None
+        if profile is not None:
+            since = min(now, attempt.at) - self.policy.ledger_window
+            ledger_entries = [] if profile.erased else \
+                [e for e in known.entries.get(person_id, ()) if e.at >= since]
+        elif target.kind == "person":
+            return InvalidField("to", f"no person {target.value}")
+        else:
+            profile = Profile(id=None, erased=True) if target in known.erased \
+                else _stranger_profile(target, known.bare.get(target.value, ()))
+            ledger_entries = []
+        found = {attempt.campaign: known.campaigns[attempt.campaign]} \
+            if attempt.campaign in known.campaigns else {}
+        decision = decide(attempt, profile, ledger_entries, self.policy, now, found)
+        return decision.with_id(contact_ledger.new_decision_id())
 
     def _resolve_many(self, conn: Connection, targets: list[Ref]) -> dict[Ref, str]:
         found: dict[Ref, str] = {}
