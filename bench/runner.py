@@ -30,7 +30,7 @@ DECLARED: dict[str, dict[str, tuple[str, Target]]] = {
     "engine": {"engine_decisions_per_s": ("decisions/s", Target(">=", 20_000)),
                "engine_overhead_ratio": ("×", Target("<=", 5))},
     "store": {f"store_decisions_per_s.{b}{p}": ("decisions/s", Target(">=", 5_000))
-              for p in ("", ".2proc") for b in ("sqlite", "postgresql")},
+              for p in ("", ".batched", ".2proc") for b in ("sqlite", "postgresql")},
     "growth": {"store_growth_ratio": ("×", Target("<=", 1.3))},
     "http": {f"http_check_p99_ms{b}": ("ms", Target("<=", 10)) for b in ("", ".postgresql")},
     "proxy": {"proxy_added_p50_ms": ("ms", Target("<=", 3)),

@@ -1,14 +1,20 @@
 """Store figures: the service's check path (store read, decide, ledger write), no HTTP.
 
-Per backend: committed checks from one process (the headline), the same
-checks as dry runs in the same run (what the commit costs), the store's
-one-row commit floor, and committed checks from two processes at once (on
-PostgreSQL concurrent commits share a WAL flush: group commit).
+Per backend, three shapes of committed checks in the same run:
+- one caller, one check per transaction (``Guard.check`` in a loop): the
+  latency-bound floor, with the same checks as dry runs beside it and the
+  store's one-row commit floor, which caps it;
+- batches (``Guard.check_many``, 100 attempts a transaction): what a
+  100-recipient Mail Send, a committed screen or a busy service pays per check;
+- the service's shape: two processes of eight threads each calling
+  ``Guard.check`` at once (the Procfile's gunicorn workers without HTTP), whose
+  concurrent checks share transactions (group commit).
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import threading
 import time
 
 import sqlalchemy as sa
@@ -19,10 +25,11 @@ from bench.population import EPOCH, attempts
 
 BACKENDS = ("sqlite", "postgresql")
 PROCESSES = 2
+THREADS = 8
+BATCH = 100
 FIGURES = {
-    **{f"store_decisions_per_s.{b}": ("decisions/s", Target(">=", 5_000)) for b in BACKENDS},
-    **{f"store_decisions_per_s.{b}.{PROCESSES}proc": ("decisions/s", Target(">=", 5_000))
-       for b in BACKENDS},
+    **{f"store_decisions_per_s.{b}{shape}": ("decisions/s", Target(">=", 5_000))
+       for b in BACKENDS for shape in ("", ".batched", f".{PROCESSES}proc")},
 }
 WARM_UP = 50
 NOTE = ("commit_floor_per_s: one-row write transactions per second on the same store, serially, "
@@ -40,6 +47,7 @@ def measure(size) -> list[Figure]:
     for backend in BACKENDS:
         name = f"store_decisions_per_s.{backend}"
         parallel = f"{name}.{PROCESSES}proc"
+        batched = f"{name}.batched"
         try:
             with store(backend) as engine:
                 replicate(template, engine, size.store_people)
@@ -50,22 +58,29 @@ def measure(size) -> list[Figure]:
                 params.update(dry_run_per_s=round(dry_rate),
                               committed_to_dry_time=round(dry_rate / rate, 2),
                               commit_floor_per_s=commit_floor(engine, size.store_checks))
+                in_batches = batched_per_second(guard, size.store_people, size.store_checks)
                 url = engine.url.render_as_string(hide_password=False)
                 both = parallel_checks(url, size.store_people, size.store_checks)
         except NotMeasured as exc:
-            figures.append(Figure(name, *FIGURES[name], reason=str(exc)))
-            figures.append(Figure(parallel, *FIGURES[parallel], reason=str(exc)))
+            for figure in (name, batched, parallel):
+                figures.append(Figure(figure, *FIGURES[figure], reason=str(exc)))
             continue
         figures.append(Figure(
             name, *FIGURES[name], value=round(rate), params={
                 "backend": backend, "people": size.store_people, **params}, note=NOTE))
         figures.append(Figure(
+            batched, *FIGURES[batched], value=round(in_batches), params={
+                "backend": backend, "people": size.store_people, "checks": size.store_checks,
+                "batch": BATCH, "commit": True, "serial_per_s": round(rate)},
+            note=f"Guard.check_many with {BATCH} attempts per transaction, one caller"))
+        figures.append(Figure(
             parallel, *FIGURES[parallel], value=round(both), params={
                 "backend": backend, "people": size.store_people, "processes": PROCESSES,
-                "checks_per_process": size.store_checks, "commit": True,
-                "serial_per_s": round(rate)},
-            note=f"{PROCESSES} processes commit checks on the same store at once; "
-                 "total checks ÷ time from the common start to the last one's end"))
+                "threads_per_process": THREADS, "checks_per_process": size.store_checks,
+                "commit": True, "serial_per_s": round(rate)},
+            note=f"{PROCESSES} processes × {THREADS} threads call Guard.check at once on the "
+                 "same store (concurrent checks of a process share a transaction); total checks "
+                 "÷ time from the common start to the last one's end"))
     return figures
 
 
@@ -87,6 +102,16 @@ def checks_per_second(guard, people: int, count: int, *, commit: bool = True,
     elapsed = time.perf_counter() - start
     return count / elapsed, {"checks": count, "commit": commit,
                              "ms_per_check": round(elapsed / count * 1000, 3)}
+
+
+def batched_per_second(guard, people: int, count: int, seed: int = 25) -> float:
+    """Run ``count`` committed checks in batches of BATCH after a warm-up; return checks/s."""
+    bodies = list(attempts(BATCH + count, people, seed=seed))
+    guard.check_many(bodies[:BATCH])
+    start = time.perf_counter()
+    for i in range(BATCH, BATCH + count, BATCH):
+        guard.check_many(bodies[i:i + BATCH])
+    return count / (time.perf_counter() - start)
 
 
 def parallel_checks(url: str, people: int, count: int) -> float:
@@ -120,11 +145,20 @@ def _check_from_process(url: str, people: int, count: int, seed: int, warm, ends
     bodies = list(attempts(WARM_UP + count, people, seed=seed))
     for body in bodies[:WARM_UP]:
         guard.check(body)
+    threads = [threading.Thread(target=_check_all, args=(guard, bodies[WARM_UP + t::THREADS]))
+               for t in range(THREADS)]
     warm.wait(timeout=300)
-    for body in bodies[WARM_UP:]:
-        guard.check(body)
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     ends.put(time.time())
     engine.dispose()
+
+
+def _check_all(guard, bodies: list[dict]) -> None:
+    for body in bodies:
+        guard.check(body)
 
 
 def commit_floor(engine, count: int) -> int:

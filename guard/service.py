@@ -114,8 +114,8 @@ _LOCK_MANY = (sa.select(people.c.id).where(people.c.id.in_(sa.bindparam("ids", e
 _PROFILES = sa.select(people.c.id, people.c.profile).where(
     people.c.id.in_(sa.bindparam("ids", expanding=True)))
 _CAMPAIGN = sa.select(campaigns.c.campaign).where(campaigns.c.id == sa.bindparam("id"))
-_TASK_EXISTS = sa.select(owner_tasks.c.id).where(
-    owner_tasks.c.dedupe_key == sa.bindparam("key"))
+_TASKS_EXISTING = sa.select(owner_tasks.c.dedupe_key).where(
+    owner_tasks.c.dedupe_key.in_(sa.bindparam("keys", expanding=True)))
 _INSERT_TASK = sa.insert(owner_tasks)
 
 
@@ -283,7 +283,7 @@ class Guard:
             return
         contact_ledger.record_decision(conn, decision, attempt, committed=item.commit, now=now)
         if item.commit:
-            self._tasks(conn, decision, attempt, now)
+            self._tasks(conn, [(decision, attempt)], now)
         item.outcome = decision
 
     def _decide_many(self, conn: Connection, items: list[_Item]) -> None:
@@ -318,9 +318,7 @@ class Guard:
             rows = [(d, a) for d, a, c in recorded if c is committed]
             if rows:
                 contact_ledger.record_many(conn, rows, committed=committed, now=now)
-        for decision, attempt, committed in recorded:
-            if committed:
-                self._tasks(conn, decision, attempt, now)
+        self._tasks(conn, [(d, a) for d, a, committed in recorded if committed], now)
 
     def _template(self, body: Mapping | None, defaults: Mapping | None) -> dict:
         """Merge body over defaults and validate everything but the recipient."""
@@ -582,39 +580,20 @@ class Guard:
                 bare.setdefault(row.address, []).append(row[1:])
         return erased, bare
 
-    def _tasks(self, conn: Connection, decision: Decision, attempt: Attempt,
+    def _tasks(self, conn: Connection, decided: Iterable[tuple[Decision, Attempt]],
                now: datetime) -> None:
         """Turn notices and reroutes to an owner into tasks for that owner's CRM."""
-        if decision.person is None:
+        wanted: dict[str, dict] = {}
+        for decision, attempt in decided:
+            for task in _owner_tasks(decision, attempt, now):
+                wanted.setdefault(task["dedupe_key"], task)
+        if not wanted:
             return
-        subject_of = attempt.campaign or attempt.template or attempt.purpose
-        day = attempt.at.astimezone(UTC).date().isoformat()
-        intended = (f"{attempt.sender} wanted to contact this person ({attempt.purpose} by "
-                    f"{attempt.channel}, {subject_of}).")
-        rerouted_to = (decision.reroute or {}).get("owner") if decision.verdict == "reroute" \
-            else None
-        wanted: list[tuple[str, str, str, str]] = []
-        for notice in decision.notify:
-            if notice.owner == rerouted_to:
-                subject = (f"Contact Guard: {attempt.purpose.replace('_', ' ')} by "
-                           f"{attempt.channel} rerouted to you")
-            else:
-                subject = f"Contact Guard: {notice.rule} ({subject_of})"
-            wanted.append((notice.owner, notice.rule, subject, f"{intended} {notice.message}"))
-        if rerouted_to and all(w[0] != rerouted_to for w in wanted):
-            why = " ".join(r.message for r in decision.reasons if r.effect == "reroute")
-            wanted.append((rerouted_to, "reroute",
-                           f"Contact Guard: {attempt.purpose.replace('_', ' ')} by "
-                           f"{attempt.channel} rerouted to you", f"{intended} {why}".strip()))
-        for owner, rule, subject, description in wanted:
-            # One task per owner, person, rule and campaign a day, however often it is sent.
-            key = f"{decision.person}:{owner}:{rule}:{subject_of}:{day}"
-            if conn.execute(_TASK_EXISTS, {"key": key}).first():
-                continue
-            conn.execute(_INSERT_TASK, dict(
-                id="tsk_" + secrets.token_hex(10), person_id=decision.person,
-                decision_id=decision.decision_id, owner=owner, rule=rule, subject=subject[:255],
-                description=description, dedupe_key=key, status=TASK_OPEN, created_at=now))
+        # One task per owner, person, rule and campaign a day, however often it is sent.
+        existing = set(conn.execute(_TASKS_EXISTING, {"keys": sorted(wanted)}).scalars())
+        new = [task for key, task in wanted.items() if key not in existing]
+        if new:
+            conn.execute(_INSERT_TASK, new)
 
     # -- look-ups ---------------------------------------------------------------------
 
@@ -694,6 +673,36 @@ class Guard:
                         "status": flags.get("status"), "flags": list(flags.get("flags") or ()),
                         "updated": updated})
         return out
+
+
+def _owner_tasks(decision: Decision, attempt: Attempt, now: datetime) -> list[dict]:
+    """Return the owner tasks a decision's notices and reroute call for, as rows."""
+    if decision.person is None:
+        return []
+    subject_of = attempt.campaign or attempt.template or attempt.purpose
+    day = attempt.at.astimezone(UTC).date().isoformat()
+    intended = (f"{attempt.sender} wanted to contact this person ({attempt.purpose} by "
+                f"{attempt.channel}, {subject_of}).")
+    rerouted_to = (decision.reroute or {}).get("owner") if decision.verdict == "reroute" \
+        else None
+    wanted: list[tuple[str, str, str, str]] = []
+    for notice in decision.notify:
+        if notice.owner == rerouted_to:
+            subject = (f"Contact Guard: {attempt.purpose.replace('_', ' ')} by "
+                       f"{attempt.channel} rerouted to you")
+        else:
+            subject = f"Contact Guard: {notice.rule} ({subject_of})"
+        wanted.append((notice.owner, notice.rule, subject, f"{intended} {notice.message}"))
+    if rerouted_to and all(w[0] != rerouted_to for w in wanted):
+        why = " ".join(r.message for r in decision.reasons if r.effect == "reroute")
+        wanted.append((rerouted_to, "reroute",
+                       f"Contact Guard: {attempt.purpose.replace('_', ' ')} by "
+                       f"{attempt.channel} rerouted to you", f"{intended} {why}".strip()))
+    return [dict(
+        id="tsk_" + secrets.token_hex(10), person_id=decision.person,
+        decision_id=decision.decision_id, owner=owner, rule=rule, subject=subject[:255],
+        description=description, dedupe_key=f"{decision.person}:{owner}:{rule}:{subject_of}:{day}",
+        status=TASK_OPEN, created_at=now) for owner, rule, subject, description in wanted]
 
 
 def _task(row: Mapping) -> dict:

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
 from guard.errors import GuardError
+
+# `guard screen` spreads a list this long or longer over every core by default.
+PARALLEL_FROM = 20_000
 
 # ---------------------------------------------------------------------------- helpers
 
@@ -329,11 +333,17 @@ def _attempt(**options: Any) -> dict:
 @click.option("--column", default="to", show_default=True, help="The recipient column.")
 @click.option("--commit/--dry-run", default=False, show_default=True,
               help="Record allowed contacts in the ledger.")
+@click.option("--workers", type=click.IntRange(1, 64),
+              help="Processes screening at once (default: one per core for lists of "
+                   f"{PARALLEL_FROM:,} rows or more, else 1).")
 @click.option("-o", "--output", type=click.File("w", encoding="utf-8"), default="-",
               help="Where to write the CSV (default: stdout).")
 @_store_errors
-def screen(file: Path, column: str, commit: bool, output, **options: Any) -> None:
+def screen(file: Path, column: str, commit: bool, workers: int | None, output,
+           **options: Any) -> None:
     """Screen a CSV list of recipients; write it back with verdict, rules and decision_id."""
+    from guard.screening import CHUNK, screen_in_processes, screen_rows
+
     attempt = _attempt(**options)
     if "channel" not in attempt:
         raise click.BadParameter("required", param_hint="--channel")
@@ -343,28 +353,56 @@ def screen(file: Path, column: str, commit: bool, output, **options: Any) -> Non
             raise click.BadParameter(f"{file.name} has no column {column!r} (columns: "
                                      f"{', '.join(reader.fieldnames or ())})",
                                      param_hint="--column")
-        rows = list(reader)
+        fieldnames = [*reader.fieldnames, "verdict", "rules", "decision_id", "error"]
+        total = sum(1 for _ in reader)
     guard = _guard()
-    fieldnames = [*reader.fieldnames, "verdict", "rules", "decision_id", "error"]
+    try:
+        guard._template(attempt, None)
+    except GuardError as exc:
+        raise click.BadParameter(exc.detail, param_hint=f"--{exc.field}") from None
+    guard.erasure_salt()  # made once here, not raced by the workers
+    if workers is None:
+        workers = max(1, os.cpu_count() or 1) if total >= PARALLEL_FROM else 1
     writer = csv.DictWriter(output, fieldnames=fieldnames, extrasaction="ignore")
     writer.writeheader()
-    results = guard.screen(attempt, [row[column] or "" for row in rows], commit=commit)
     counts: dict[str, int] = {}
-    with _progress(len(rows), f"Screening {file.name}") as bar:
-        for row, (_, outcome) in zip(rows, results, strict=True):
-            if isinstance(outcome, GuardError):
-                if outcome.field not in (None, "to"):
-                    raise click.BadParameter(outcome.detail, param_hint=f"--{outcome.field}")
-                row.update(verdict="", rules="", decision_id="", error=outcome.detail)
-                counts["invalid"] = counts.get("invalid", 0) + 1
-            else:
-                row.update(verdict=outcome.verdict, rules=";".join(outcome.rules),
-                           decision_id=outcome.decision_id or "", error="")
-                counts[outcome.verdict] = counts.get(outcome.verdict, 0) + 1
-            writer.writerow(row)
-            bar.update(1)
+    # The list is streamed in chunks; only the chunks being screened are in memory.
+    with file.open(newline="", encoding="utf-8-sig") as handle, \
+            _progress(total, f"Screening {file.name}") as bar:
+        chunks = _chunks(csv.DictReader(handle), CHUNK)
+        if workers == 1:
+            screened = ((rows, list(screen_rows(guard, attempt, [r[column] or "" for r in rows],
+                                                commit))) for rows in chunks)
+        else:
+            kept: list[list[dict]] = []
+
+            def recipients() -> Iterator[list[str]]:
+                for rows in chunks:
+                    kept.append(rows)
+                    yield [row[column] or "" for row in rows]
+
+            screened = ((kept.pop(0), result) for result in screen_in_processes(
+                recipients(), attempt, commit, workers))
+        for rows, results in screened:
+            for row, (verdict, rules, decision_id, error, _) in zip(rows, results, strict=True):
+                row.update(verdict=verdict, rules=rules, decision_id=decision_id, error=error)
+                key = verdict or "invalid"
+                counts[key] = counts.get(key, 0) + 1
+                writer.writerow(row)
+            bar.update(len(rows))
     summary = ", ".join(f"{n} {verdict}" for verdict, n in sorted(counts.items()))
-    click.echo(f"{len(rows)} recipients: {summary or 'none'}.", err=True)
+    click.echo(f"{total} recipients: {summary or 'none'}.", err=True)
+
+
+def _chunks(rows: Iterable[dict], size: int) -> Iterator[list[dict]]:
+    chunk: list[dict] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 @click.command()

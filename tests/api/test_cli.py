@@ -90,13 +90,17 @@ def test_csv_rows_nest_dotted_columns_and_convert_known_fields():
         "amount": "abc"}
 
 
-def test_screen_writes_verdicts_per_row(runner, tmp_path, store_guard):
-    store_guard.ingest([
+def _otto_opted_out(guard) -> None:
+    guard.ingest([
         person_event("003O", "otto@example.com", name="Otto"),
         {"type": "consent", "source": {"system": "salesforce", "id": "C-1"},
          "person": {"email": "otto@example.com"}, "channel": "email", "purpose": "*",
          "status": "opt_out", "at": "2026-10-01T00:00:00Z"},
     ])
+
+
+def test_screen_writes_verdicts_per_row(runner, tmp_path, store_guard):
+    _otto_opted_out(store_guard)
     listing = tmp_path / "list.csv"
     listing.write_text("email,segment\notto@example.com,a\nnew@example.org,b\nnot-an-address,c\n")
     result = runner.invoke(main, ["screen", str(listing), "--column", "email", "--channel",
@@ -109,6 +113,37 @@ def test_screen_writes_verdicts_per_row(runner, tmp_path, store_guard):
     assert rows[0]["rules"] == "consent" and rows[0]["decision_id"].startswith("dec_")
     assert rows[2]["error"].startswith("to:")
     assert "3 recipients" in result.stderr
+
+
+def test_screen_in_several_processes_answers_every_row_in_list_order(runner, tmp_path,
+                                                                      store_guard):
+    _otto_opted_out(store_guard)
+    listing = tmp_path / "list.csv"
+    addresses = [f"reader{n}@example.org" if n % 7 else "otto@example.com" for n in range(40)]
+    addresses[5] = "not-an-address"
+    listing.write_text("to,n\n" + "".join(f"{a},{n}\n" for n, a in enumerate(addresses)))
+    args = ["screen", str(listing), "--channel", "email", "--purpose", "newsletter",
+            "--sender", "oem"]
+    alone = runner.invoke(main, args)
+    from guard import screening
+
+    screening.CHUNK, chunk = 6, screening.CHUNK  # several chunks per worker
+    try:
+        spread = runner.invoke(main, [*args, "--workers", "2"])
+    finally:
+        screening.CHUNK = chunk
+    assert alone.exit_code == spread.exit_code == 0, spread.output
+    one = list(csv.DictReader(io.StringIO(alone.stdout)))
+    two = list(csv.DictReader(io.StringIO(spread.stdout)))
+    assert [r["n"] for r in two] == [str(n) for n in range(40)]
+    assert [(r["to"], r["verdict"], r["rules"], r["error"]) for r in two] == \
+        [(r["to"], r["verdict"], r["rules"], r["error"]) for r in one]
+    assert two[0]["verdict"] == "block" and two[1]["verdict"] == "allow"
+    assert two[5]["error"].startswith("to:")
+    # Every dry-run decision of the spread run was recorded and can be looked up.
+    assert all(store_guard.decision(r["decision_id"])["verdict"] == r["verdict"]
+               for r in two if r["decision_id"])
+    assert "40 recipients: 33 allow, 6 block, 1 invalid." in spread.stderr
 
 
 def test_screen_names_a_bad_attempt_option(runner, tmp_path):

@@ -31,3 +31,15 @@ def purchase(sid: str, who, product: str = "audi-a4", at: str = "2026-11-21T10:0
 def accepted(result: dict) -> int:
     assert result["rejected"] == [], result["rejected"]
     return result["accepted"]
+
+
+# A policy with one cap: three marketing contacts a person per 30 days.
+CAP = 3
+CAP_POLICY = f"""
+rules:
+  - id: cap
+    kind: frequency_cap
+    categories: [marketing]
+    max: {CAP}
+    window: 30d
+"""

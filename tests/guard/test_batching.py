@@ -16,23 +16,14 @@ from guard.errors import InvalidField
 from guard.service import Guard
 from policies import parse_policy
 
-from .conftest import NOW, accepted, person
+from .conftest import CAP, CAP_POLICY, NOW, accepted, person
 
-CAP = 3
-POLICY = f"""
-rules:
-  - id: cap
-    kind: frequency_cap
-    categories: [marketing]
-    max: {CAP}
-    window: 30d
-"""
 NEWSLETTER = {"channel": "email", "purpose": "newsletter", "sender": "oem"}
 
 
 @pytest.fixture
 def capped(engine):
-    guard = Guard(engine, parse_policy([("cap.yaml", POLICY)]), clock=lambda: NOW)
+    guard = Guard(engine, parse_policy([("cap.yaml", CAP_POLICY)]), clock=lambda: NOW)
     accepted(guard.ingest([person("003A", "anna@example.com"),
                            person("003B", "ben@example.com")]))
     return guard
@@ -228,7 +219,7 @@ def test_threads_checking_at_once_allow_exactly_the_cap(capped):
 def send_batches(url: str, start_at: float) -> list[str]:
     """In a fresh process: commit batches that share people with the other processes."""
     engine = make_engine(url)
-    guard = Guard(engine, parse_policy([("cap.yaml", POLICY)]))
+    guard = Guard(engine, parse_policy([("cap.yaml", CAP_POLICY)]))
     guard.erasure_salt()
     time.sleep(max(0.0, start_at - time.time()))
     verdicts = []
@@ -247,3 +238,20 @@ def test_batches_from_several_processes_hold_the_cap_without_deadlock(db_url, ca
         results = pool.starmap(send_batches, [(db_url, start_at)] * 3)
     verdicts = Counter(v for result in results for v in result)
     assert verdicts == {"allow": 2 * CAP, "block": 3 * 8 - 2 * CAP}
+
+
+def test_a_batch_makes_one_task_per_owner_rule_and_day(store):
+    accepted(store.ingest([person("003A", "anna@example.com", stage="customer",
+                                  owner="dealer:munich"),
+                           person("003B", "ben@example.com", stage="customer",
+                                  owner="dealer:berlin")]))
+    offer = {**NEWSLETTER, "purpose": "upgrade_offer"}
+    outcomes = store.check_many([{**offer, "to": "anna@example.com"},
+                                 {**offer, "to": "ben@example.com"},
+                                 {**offer, "to": "anna@example.com"}])
+    assert [d.verdict for d in outcomes] == ["reroute"] * 3
+    tasks = store.pending_tasks()
+    assert sorted(t["owner"] for t in tasks) == ["dealer:berlin", "dealer:munich"]
+    # A later batch the same day adds none.
+    store.check_many([{**offer, "to": "ben@example.com"}] * 2)
+    assert len(store.pending_tasks()) == 2

@@ -10,17 +10,8 @@ from guard.db import make_engine
 from guard.service import Guard
 from policies import parse_policy
 
-from .conftest import accepted, person
+from .conftest import CAP, CAP_POLICY, accepted, person
 
-CAP = 3
-POLICY = f"""
-rules:
-  - id: cap
-    kind: frequency_cap
-    categories: [marketing]
-    max: {CAP}
-    window: 30d
-"""
 PROCESSES = 4
 CHECKS_EACH = 4
 
@@ -28,7 +19,7 @@ CHECKS_EACH = 4
 def send_newsletters(url: str, start_at: float) -> list[str]:
     """In a fresh process: wait for the common start, then commit checks as fast as possible."""
     engine = make_engine(url)
-    guard = Guard(engine, parse_policy([("cap.yaml", POLICY)]))
+    guard = Guard(engine, parse_policy([("cap.yaml", CAP_POLICY)]))
     guard.erasure_salt()
     time.sleep(max(0.0, start_at - time.time()))
     verdicts = [
@@ -41,7 +32,7 @@ def send_newsletters(url: str, start_at: float) -> list[str]:
 
 
 def test_concurrent_processes_allow_exactly_the_cap(db_url, engine):
-    guard = Guard(engine, parse_policy([("cap.yaml", POLICY)]))
+    guard = Guard(engine, parse_policy([("cap.yaml", CAP_POLICY)]))
     accepted(guard.ingest([person("003A", "anna@example.com")]))
     guard.erasure_salt()
     context = multiprocessing.get_context("spawn")
