@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import email_validator
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
+from email_validator.rfc_constants import DOMAIN_MAX_LENGTH, EMAIL_MAX_LENGTH
 
 # CRM cross-reference keys accepted wherever a person is referenced.
 CRM_SYSTEMS = ("salesforce", "hubspot")
@@ -30,9 +33,45 @@ class Ref:
     value: str
 
 
-@lru_cache(maxsize=65536)
+# The shape nearly every real address has: an unquoted ASCII dot-atom local part and an
+# ASCII host name of at least two labels of at most 63 characters, whose last character is
+# a letter (RFC 5322 3.2.3, RFC 1123 2.1, RFC 1035 2.3.1). For these email_validator's
+# normalised form is the address itself with a lower-case domain, and _plain_email says so
+# in a few microseconds instead of fifty; everything else (quotes, Unicode, IDNA, display
+# names, errors) is left to email_validator.
+_ATEXT = r"[a-zA-Z0-9_!#$%&'*+\-/=?^`{|}~]+"
+_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
+_PLAIN_EMAIL = re.compile(
+    rf"{_ATEXT}(?:\.{_ATEXT})*@(?:{_LABEL}\.)+(?:[a-zA-Z0-9][a-zA-Z0-9-]{{0,61}})?[a-zA-Z]")
+# Special-use names (localhost, test, onion, ...) that email_validator rejects, with any
+# subdomain: matched against "." + domain.
+_RESERVED = tuple("." + name for name in email_validator.SPECIAL_USE_DOMAIN_NAMES)
+
+
+def _plain_email(text: str) -> str | None:
+    """Return email_validator's lower-cased normal form of a plain address, or None."""
+    if len(text) > EMAIL_MAX_LENGTH or _PLAIN_EMAIL.fullmatch(text) is None:
+        return None
+    text = text.lower()
+    domain = text[text.index("@") + 1:]
+    # "--" covers Punycode ("xn--") labels, which email_validator decodes, and the
+    # reserved "ab--" labels it rejects.
+    if len(domain) > DOMAIN_MAX_LENGTH or "--" in domain or ("." + domain).endswith(_RESERVED):
+        return None
+    return text
+
+
 def normalize_email(value: str) -> str:
     """Return the normalised (lower-case) address, or raise ValueError saying why."""
+    if type(value) is str:
+        plain = _plain_email(value.strip())
+        if plain is not None:
+            return plain
+    return _validated_email(value)
+
+
+@lru_cache(maxsize=65536)
+def _validated_email(value: str) -> str:
     try:
         result = validate_email(value.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
