@@ -23,7 +23,10 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import requests
+import urllib3.connection
+import urllib3.connectionpool
 import urllib3.exceptions
+from requests.adapters import HTTPAdapter
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -109,6 +112,64 @@ def never_reached_upstream(exc: BaseException) -> bool:
     return False
 
 
+class _OneWrite:
+    """Send a request's head and body in one write, not two.
+
+    urllib3 writes the head, then the body. Two writes wake the provider's
+    server twice per request (and, on a busy host, let it run in between);
+    one write is one wake-up and one packet for a small body. Failures are
+    raised from the same call as before (``request``), so what counts as
+    reaching the provider does not change.
+    """
+
+    _parts: list[bytes] | None = None
+
+    def request(self, *args, **kwargs) -> None:
+        self._parts = []
+        try:
+            super().request(*args, **kwargs)
+            data = b"".join(self._parts)
+        finally:
+            self._parts = None
+        if data:
+            super().send(data)
+
+    def send(self, data) -> None:
+        if self._parts is not None:
+            if isinstance(data, bytes | bytearray):
+                self._parts.append(bytes(data))
+                return
+            # A streamed body: what is buffered goes first, then the stream as usual.
+            buffered, self._parts = b"".join(self._parts), []
+            if buffered:
+                super().send(buffered)
+        super().send(data)
+
+
+class _Connection(_OneWrite, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _TLSConnection(_OneWrite, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _Pool(urllib3.connectionpool.HTTPConnectionPool):
+    ConnectionCls = _Connection
+
+
+class _TLSPool(urllib3.connectionpool.HTTPSConnectionPool):
+    ConnectionCls = _TLSConnection
+
+
+class OneWriteAdapter(HTTPAdapter):
+    """A requests transport adapter whose connections send each request in one write."""
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
+
+
 def _retriable_reply(reply: Reply) -> bool:
     return reply.status == 429 or reply.status >= 500
 
@@ -135,12 +196,17 @@ class Forwarder:
         self.attempts = attempts
         self.retry_after_max = retry_after_max
         self.timeout = timeout
-        self.session = session or requests.Session()
+        if session is None:
+            session = requests.Session()
+            session.mount("http://", OneWriteAdapter())
+            session.mount("https://", OneWriteAdapter())
+        self.session = session
         # The environment's proxy and CA settings are read once per upstream, not on every
         # send (requests re-reads them, and ~/.netrc, per request); and a netrc entry must
         # never replace the provider credentials the guard sends.
         self.session.trust_env = False
         self._environment: dict[tuple[str, str], dict] = {}
+        self._prepared: dict[tuple, requests.PreparedRequest] = {}
         self.sleep = sleep
         self._backoff = wait_exponential_jitter(multiplier=wait_initial, max=wait_max,
                                                 jitter=wait_initial)
@@ -169,17 +235,50 @@ class Forwarder:
             self._environment[origin] = {"proxies": found["proxies"], "verify": found["verify"]}
         return self._environment[origin]
 
+    def _prepare(self, request: UpstreamRequest) -> requests.PreparedRequest:
+        # The method, URL and headers of a provider call repeat: they are prepared once
+        # (URL parsing and header checks are most of preparing) and only the body is new.
+        key = (request.method, request.url, tuple(request.headers.items()))
+        template = self._prepared.get(key)
+        if template is None:
+            template = requests.Request(request.method, request.url,
+                                        headers=dict(request.headers)).prepare()
+            if len(self._prepared) < 64:
+                self._prepared[key] = template
+        prepared = template.copy()
+        prepared.prepare_body(request.body, None)
+        return prepared
+
     def _post_once(self, request: UpstreamRequest) -> Reply:
         # Straight to the transport adapter: a provider call needs no session cookies,
         # hooks or redirects, and skipping them is a third of the cost of a send.
-        prepared = requests.Request(request.method, request.url, headers=dict(request.headers),
-                                    data=request.body).prepare()
+        prepared = self._prepare(request)
         response = self.session.get_adapter(request.url).send(
             prepared, timeout=self.timeout, **self._settings(request.url))
         return Reply(response.status_code, dict(response.headers), response.content)
 
     def send(self, request: UpstreamRequest) -> Outcome:
         """Send ``request``; retry connection failures, 429 and 5xx; never a 4xx."""
+        try:
+            first: Reply | requests.RequestException = self._post_once(request)
+        except requests.RequestException as exc:
+            first = exc
+        if isinstance(first, Reply) and not _retriable_reply(first):
+            return _outcome(first, 1)
+        if isinstance(first, requests.RequestException) and not never_reached_upstream(first):
+            return _outcome(first, 1)
+        # Retriable: the retry policy takes over, with the answer already had as its first
+        # try (so its waits, stops and counts are those of a policy that made the call).
+        pending = [first]
+
+        def attempt(request: UpstreamRequest) -> Reply:
+            if pending:
+                had = pending.pop()
+                if isinstance(had, BaseException):
+                    raise had
+                return had
+            return self._post_once(request)
+
         retrying = Retrying(
             retry=retry_if_exception(never_reached_upstream) | retry_if_result(_retriable_reply),
             stop=self._stop,
@@ -189,17 +288,22 @@ class Forwarder:
             retry_error_callback=lambda state: state.outcome.result(),
         )
         try:
-            reply = retrying(self._post_once, request)
+            reply: Reply | requests.RequestException = retrying(attempt, request)
         except requests.RequestException as exc:
-            attempts = retrying.statistics.get("attempt_number", 1)
-            if never_reached_upstream(exc):
-                return Outcome(FAILED, error=f"could not connect: {exc}", attempts=attempts)
-            return Outcome(UNKNOWN, error=f"no answer after sending: {exc}", attempts=attempts)
-        attempts = retrying.statistics.get("attempt_number", 1)
-        if 200 <= reply.status < 300:
-            return Outcome(SENT, reply, attempts=attempts)
-        if _retriable_reply(reply):
-            return Outcome(FAILED, reply, error=f"upstream answered {reply.status}",
-                           attempts=attempts, retry_after=reply.retry_after)
-        return Outcome(REJECTED, reply, error=f"upstream answered {reply.status}",
-                       attempts=attempts)
+            reply = exc
+        return _outcome(reply, retrying.statistics.get("attempt_number", 1))
+
+
+def _outcome(reply: Reply | requests.RequestException, attempts: int) -> Outcome:
+    """Say how a forward ended from its last answer (or error) and its number of tries."""
+    if isinstance(reply, requests.RequestException):
+        if never_reached_upstream(reply):
+            return Outcome(FAILED, error=f"could not connect: {reply}", attempts=attempts)
+        return Outcome(UNKNOWN, error=f"no answer after sending: {reply}", attempts=attempts)
+    if 200 <= reply.status < 300:
+        return Outcome(SENT, reply, attempts=attempts)
+    if _retriable_reply(reply):
+        return Outcome(FAILED, reply, error=f"upstream answered {reply.status}",
+                       attempts=attempts, retry_after=reply.retry_after)
+    return Outcome(REJECTED, reply, error=f"upstream answered {reply.status}",
+                   attempts=attempts)

@@ -40,6 +40,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
+from guard.batching import Batcher, Job
 from guard.db import metadata
 from guard.forward import FAILED, REJECTED, SENT, Outcome
 
@@ -86,10 +87,12 @@ _INSERT = {
 
 
 def _settle_statement(from_status: tuple[str, ...]) -> sa.Update:
+    # ``status = a OR status = b``, not ``IN``: an IN list is re-rendered on every
+    # execution (an expanding parameter), these compile once.
     return (outbox.update()
             .where(outbox.c.id == sa.bindparam("row_id"),
                    outbox.c.claim_token == sa.bindparam("token"),
-                   outbox.c.status.in_(from_status)))
+                   sa.or_(*(outbox.c.status == state for state in from_status))))
 
 
 _SETTLE = {states: _settle_statement(states)
@@ -151,7 +154,13 @@ def _claim_from(row, token: str) -> Claim:
 
 
 class Outbox:
-    """Queue, claim and settle sends; every transition is one short transaction."""
+    """Queue, claim and settle sends; every transition is one short transaction.
+
+    The ``*_in`` methods write inside a caller's transaction instead (a
+    check's, so the row commits with the decision or not at all). Settling
+    goes through a group commit: the outcomes of sends that finish together
+    share one transaction.
+    """
 
     def __init__(
         self,
@@ -167,6 +176,7 @@ class Outbox:
         self.lease = lease
         self.retry_base = retry_base
         self.retry_max = retry_max
+        self._settler = Batcher(self._settle_jobs)
 
     def _now(self) -> datetime:
         return _utc(self.clock())
@@ -192,23 +202,47 @@ class Outbox:
     def hold(self, item: Item) -> str | None:
         """Queue ``item`` until its ``not_before``; None if its key was queued before."""
         with self.engine.begin() as conn:
-            return self._insert(conn, item, HELD, None)
+            return self.hold_in(conn, item)
+
+    def hold_in(self, conn: Connection, item: Item) -> str | None:
+        """Queue ``item`` in the caller's transaction; None if its key was queued before."""
+        return self._insert(conn, item, HELD, None)
 
     def hold_all(self, items: Iterable[Item]) -> list[str | None]:
         """Queue every item in one transaction; None for each key queued before."""
         with self.engine.begin() as conn:
-            return [self._insert(conn, item, HELD, None) for item in items]
+            return self.hold_all_in(conn, items)
+
+    def hold_all_in(self, conn: Connection, items: Iterable[Item]) -> list[str | None]:
+        """Queue every item in the caller's transaction; None for each key queued before."""
+        return [self._insert(conn, item, HELD, None) for item in items]
 
     def start_sending(self, item: Item) -> Claim | None:
         """Record ``item`` as being sent now (before calling the provider); None if known."""
-        token = secrets.token_hex(16)
         with self.engine.begin() as conn:
-            row_id = self._insert(conn, item, SENDING, token)
+            return self.start_sending_in(conn, item)
+
+    def start_sending_in(self, conn: Connection, item: Item) -> Claim | None:
+        """Record ``item`` as being sent in the caller's transaction; None if known.
+
+        The provider may be called only once that transaction has committed.
+        """
+        token = secrets.token_hex(16)
+        row_id = self._insert(conn, item, SENDING, token)
         if row_id is None:
             return None
         return Claim(row_id, token, item.provider, item.resource, item.payload,
                      tuple(item.checks), dict(item.defaults), False, 0,
                      tuple(item.decision_ids))
+
+    def withdraw(self, row_ids: Iterable[str | None]) -> int:
+        """Remove rows still held and unclaimed (never sent); return how many went."""
+        ids = [row_id for row_id in row_ids if row_id]
+        if not ids:
+            return 0
+        with self.engine.begin() as conn:
+            return conn.execute(outbox.delete().where(outbox.c.id.in_(ids),
+                                                      outbox.c.status == HELD)).rowcount
 
     def claim_due(self, exclude: Iterable[str] = ()) -> Claim | None:
         """Claim the next held row that is due (other than ``exclude``), or None."""
@@ -242,29 +276,70 @@ class Outbox:
 
     def _settle(self, claim: Claim, from_status: tuple[str, ...], **values) -> bool:
         values.setdefault("updated_at", self._now())
-        with self.engine.begin() as conn:
-            return conn.execute(_SETTLE[from_status],
-                                {**values, "row_id": claim.id, "token": claim.token}
-                                ).rowcount == 1
+        return self._settler.submit(Job([(claim, from_status, values)]))[0]
+
+    def _settle_in(self, conn: Connection, claim: Claim, from_status: tuple[str, ...],
+                   **values) -> bool:
+        values.setdefault("updated_at", self._now())
+        return conn.execute(_SETTLE[from_status],
+                            {**values, "row_id": claim.id, "token": claim.token}
+                            ).rowcount == 1
+
+    def _settle_jobs(self, jobs: list[Job]) -> None:
+        """Settle the rows of concurrent callers in one transaction.
+
+        If it fails, each job is settled again on its own, so one caller's
+        failure is not every caller's.
+        """
+        try:
+            with self.engine.begin() as conn:
+                for job in jobs:
+                    job.result = [self._settle_in(conn, claim, states, **values)
+                                  for claim, states, values in job.items]
+        except Exception:
+            if len(jobs) == 1:
+                raise
+            for job in jobs:
+                try:
+                    self._settle_jobs([job])
+                except Exception as exc:  # noqa: BLE001 - handed to that job's caller
+                    job.error = exc
 
     def checked(self, claim: Claim, decision_ids: Sequence[str]) -> Claim:
         """Record that the release check allowed the row."""
+        with self.engine.begin() as conn:
+            return self.checked_in(conn, claim, decision_ids)
+
+    def checked_in(self, conn: Connection, claim: Claim, decision_ids: Sequence[str]) -> Claim:
+        """Record in the caller's transaction that the release check allowed the row."""
         ids = [*claim.decision_ids, *decision_ids]
-        self._settle(claim, (CLAIMED,), needs_check=False, decision_ids=ids)
+        self._settle_in(conn, claim, (CLAIMED,), needs_check=False, decision_ids=ids)
         return Claim(claim.id, claim.token, claim.provider, claim.resource, claim.payload,
                      claim.checks, claim.defaults, False, claim.tries, tuple(ids))
 
     def defer_again(self, claim: Claim, not_before: datetime,
                     decision_ids: Sequence[str]) -> bool:
         """Put a claimed row back to wait until ``not_before`` (still to be checked)."""
-        return self._settle(claim, (CLAIMED,), status=HELD, not_before=_utc(not_before),
-                            claim_token=None, claimed_at=None,
-                            decision_ids=[*claim.decision_ids, *decision_ids])
+        with self.engine.begin() as conn:
+            return self.defer_again_in(conn, claim, not_before, decision_ids)
+
+    def defer_again_in(self, conn: Connection, claim: Claim, not_before: datetime,
+                       decision_ids: Sequence[str]) -> bool:
+        """Put a claimed row back to wait, in the caller's transaction."""
+        return self._settle_in(conn, claim, (CLAIMED,), status=HELD,
+                               not_before=_utc(not_before), claim_token=None, claimed_at=None,
+                               decision_ids=[*claim.decision_ids, *decision_ids])
 
     def drop(self, claim: Claim, reason: str, decision_ids: Sequence[str]) -> bool:
         """Give up a claimed row because the release check no longer allows it."""
-        return self._settle(claim, (CLAIMED,), status=DROPPED, last_error=reason,
-                            decision_ids=[*claim.decision_ids, *decision_ids])
+        with self.engine.begin() as conn:
+            return self.drop_in(conn, claim, reason, decision_ids)
+
+    def drop_in(self, conn: Connection, claim: Claim, reason: str,
+                decision_ids: Sequence[str]) -> bool:
+        """Give up a claimed row, in the caller's transaction."""
+        return self._settle_in(conn, claim, (CLAIMED,), status=DROPPED, last_error=reason,
+                               decision_ids=[*claim.decision_ids, *decision_ids])
 
     def begin_send(self, claim: Claim) -> bool:
         """Commit that the provider is about to be called; False if the claim was lost."""

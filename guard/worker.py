@@ -43,25 +43,32 @@ JOBS: list[Callable[[Flask], Any]] = [refresh_flags]
 def _recheck(app: Flask, box: Outbox, claim: Claim) -> Claim | None:
     """Check a deferred row again; return the claim to send, or None if it is not to be sent."""
     guard = app.extensions["guard"]
-    decisions = []
+    settled: dict[str, Claim | None] = {}
+
+    def settle(conn, outcomes: list) -> None:
+        # In the checks' transaction: the row's new state commits with its decisions.
+        for outcome in outcomes:
+            if isinstance(outcome, InvalidField):
+                raise outcome
+        ids = [d.decision_id for d in outcomes if d.decision_id]
+        worst = max(outcomes, key=lambda d: VERDICT_RANK[d.verdict])
+        settled["claim"] = None
+        if worst.verdict in ("block", "reroute"):
+            reasons = " ".join(r.message for r in worst.reasons)
+            box.drop_in(conn, claim, f"{worst.verdict} at release: {reasons}", ids)
+        elif worst.verdict == "defer":
+            box.defer_again_in(conn, claim, worst.not_before, ids)
+        else:
+            settled["claim"] = box.checked_in(conn, claim, ids)
+
     try:
-        for body in claim.checks:
-            decisions.append(guard.check(body, commit=True, defaults=claim.defaults))
+        guard.check_many(list(claim.checks), commit=True, defaults=claim.defaults, then=settle)
     except InvalidField as exc:
         # The policy changed under the held send (e.g. a purpose was removed): never send
-        # what today's policy cannot even judge.
+        # what today's policy cannot even judge. Its other checks rolled back with it.
         box.drop(claim, f"no longer checkable: {exc.detail}", [])
         return None
-    ids = [d.decision_id for d in decisions if d.decision_id]
-    worst = max(decisions, key=lambda d: VERDICT_RANK[d.verdict])
-    if worst.verdict in ("block", "reroute"):
-        reasons = " ".join(r.message for r in worst.reasons)
-        box.drop(claim, f"{worst.verdict} at release: {reasons}", ids)
-        return None
-    if worst.verdict == "defer":
-        box.defer_again(claim, worst.not_before, ids)
-        return None
-    return box.checked(claim, ids)
+    return settled["claim"]
 
 
 def release_one(app: Flask, exclude: set[str] | None = None) -> str | None:

@@ -25,6 +25,7 @@ from guard import proxy
 from guard.auth import authenticate_request
 from guard.errors import GuardError, InvalidField
 from guard.forward import UpstreamRequest
+from guard.identity import normalize_email
 from guard.outbox import Item, idempotency_key
 from guard.proxy import twilio
 
@@ -90,6 +91,18 @@ def _send_at(value: Any, where: str) -> str | None:
         raise InvalidField(where, f"send_at {value} is out of range") from None
 
 
+def _valid_email(text: str) -> bool:
+    """Tell cheaply whether ``text`` surely passes email_validator; False means ask it."""
+    # normalize_email strips blanks first; validate_email does not, so those go the long way.
+    if text != text.strip():
+        return False
+    try:
+        normalize_email(text)
+    except ValueError:
+        return False
+    return True
+
+
 def read_recipients(body: Any) -> list[Recipient]:
     """List every recipient of a Mail Send body with its check, raising InvalidField."""
     if not isinstance(body, Mapping):
@@ -121,11 +134,12 @@ def read_recipients(body: Any) -> list[Recipient]:
                 where = f"personalizations.{i}.{fld}.{j}.email"
                 if not isinstance(address, Mapping) or not isinstance(address.get("email"), str):
                     raise InvalidField(where, "an email address is required")
-                try:
-                    validate_email(address["email"], check_deliverability=False)
-                except EmailNotValidError as exc:
-                    raise InvalidField(where, f"{address['email']!r} is not an email address: "
-                                              f"{exc}") from None
+                if not _valid_email(address["email"]):
+                    try:
+                        validate_email(address["email"], check_deliverability=False)
+                    except EmailNotValidError as exc:
+                        raise InvalidField(where, f"{address['email']!r} is not an email "
+                                                  f"address: {exc}") from None
                 check = {**attempt, "to": address["email"]}
                 recipients.append(Recipient(i, fld, address, check, args))
     return recipients
@@ -166,7 +180,8 @@ def rebuild(body: Mapping, keep: list[Recipient]) -> dict | None:
     of its remaining cc / bcc recipients a personalization of their own, so no
     one sees an address they were not meant to see.
     """
-    out = copy.deepcopy(dict(body))
+    # Everything but the personalizations (rebuilt below) is copied, in the body's key order.
+    out = {k: None if k == "personalizations" else copy.deepcopy(v) for k, v in body.items()}
     personalizations = []
     for i, pers in enumerate(body["personalizations"]):
         mine = [r for r in keep if r.index == i]
@@ -191,21 +206,28 @@ def rebuild(body: Mapping, keep: list[Recipient]) -> dict | None:
     return out
 
 
+def split(body: Mapping, recipients: list[Recipient], outcomes: list) -> Plan:
+    """Sort checked recipients by verdict; raise the first outcome that is an InvalidField."""
+    result = Plan()
+    sorted_by = {"allow": result.allowed, "defer": result.deferred, "block": result.blocked,
+                 "reroute": result.rerouted}
+    for recipient, outcome in zip(recipients, outcomes, strict=True):
+        if isinstance(outcome, InvalidField):
+            raise outcome
+        sorted_by[outcome.verdict].append(Recipient(
+            recipient.index, recipient.field, recipient.address, recipient.check,
+            recipient.args, outcome))
+    result.forward = rebuild(body, result.allowed)
+    return result
+
+
 def plan(body: Mapping, check: Callable[[Mapping], Any], *, policy=None,
          defaults: Mapping[str, str] | None = None) -> Plan:
     """Check every recipient with ``check`` and sort them by verdict."""
-    result = Plan()
     recipients = read_recipients(body)
     if policy is not None:
         validate_attempts(policy, recipients, defaults or {})
-    for recipient in recipients:
-        decided = Recipient(recipient.index, recipient.field, recipient.address,
-                            recipient.check, recipient.args, check(recipient.check))
-        verdict = decided.decision.verdict
-        {"allow": result.allowed, "defer": result.deferred, "block": result.blocked,
-         "reroute": result.rerouted}[verdict].append(decided)
-    result.forward = rebuild(body, result.allowed)
-    return result
+    return split(body, recipients, [check(r.check) for r in recipients])
 
 
 def upstream_request(payload: Mapping, conf: proxy.ProxySettings) -> UpstreamRequest:
@@ -280,43 +302,63 @@ def _send_sms_instead(recipient: Recipient, key) -> str:
         return f"reported: {exc.detail}"
 
 
+def _sending_item(result: Plan, message_key: str, key) -> Item:
+    return Item(
+        "sendgrid", "mail", result.forward,
+        idempotency_key(message_key, "sendgrid", sorted(
+            (r.index, r.field, r.email) for r in result.allowed)),
+        recipients=[r.email for r in result.allowed], defaults=key.defaults,
+        decision_ids=[r.decision.decision_id for r in result.allowed], key_id=key.id,
+    )
+
+
+def _held_items(body: Mapping, result: Plan, message_key: str, key) -> list[Item]:
+    return [Item(
+        "sendgrid", "mail", rebuild(body, [Recipient(r.index, "to", r.address, r.check,
+                                                     r.args, r.decision)]),
+        idempotency_key(message_key, "sendgrid", r.index, r.field, r.email),
+        recipients=[r.email], checks=[r.check], defaults=key.defaults,
+        decision_ids=[r.decision.decision_id], key_id=key.id,
+        not_before=r.decision.not_before, needs_check=True,
+    ) for r in result.deferred]
+
+
 @bp.post("/v3/mail/send")
 def mail_send() -> Response:
     """Check, split and forward a SendGrid Mail Send request."""
     key = authenticate_request("send")
     body = _read_body()
     guard = current_app.extensions["guard"]
-    result = plan(body, lambda attempt: guard.check(attempt, commit=True, defaults=key.defaults),
-                  policy=guard.policy, defaults=key.defaults)
+    recipients = read_recipients(body)
+    validate_attempts(guard.policy, recipients, key.defaults)
     message_key = request.headers.get("Idempotency-Key") or uuid.uuid4().hex
     box = proxy.outbox()
+    stored: dict[str, Any] = {}
+
+    def keep(conn, outcomes: list) -> None:
+        # Runs in the checks' transaction: the outbox rows commit with the decisions, and
+        # a recipient the guard cannot judge rolls back the whole request (nothing stored).
+        # It may run again if a batch it shared failed, so it only assigns.
+        result = split(body, recipients, outcomes)
+        stored["plan"] = result
+        stored["claim"] = None if result.forward is None else \
+            box.start_sending_in(conn, _sending_item(result, message_key, key))
+        stored["held"] = box.hold_all_in(conn, _held_items(body, result, message_key, key))
+
+    guard.check_many([r.check for r in recipients], commit=True, defaults=key.defaults,
+                     then=keep)
+    result: Plan = stored["plan"]
+    claim = stored["claim"]
+    if claim is not None:
+        _, outcome = proxy.deliver(claim)
+        if outcome.state == "rejected":
+            # SendGrid refused the message itself: the caller fixes and resends it, so
+            # nothing of this request is held or rerouted (the resend would double it).
+            box.withdraw(stored["held"])
+            reply = outcome.reply
+            return Response(reply.body, status=reply.status,
+                            content_type=reply.headers.get("Content-Type", "application/json"))
     response = Response(status=202)
-    if result.forward is not None:
-        claim = box.start_sending(Item(
-            "sendgrid", "mail", result.forward,
-            idempotency_key(message_key, "sendgrid", sorted(
-                (r.index, r.field, r.email) for r in result.allowed)),
-            recipients=[r.email for r in result.allowed], defaults=key.defaults,
-            decision_ids=[r.decision.decision_id for r in result.allowed], key_id=key.id,
-        ))
-        if claim is not None:
-            _, outcome = proxy.deliver(claim)
-            if outcome.state == "rejected":
-                # SendGrid refused the message itself: the caller fixes and resends it, so
-                # nothing of this request is held or rerouted (the resend would double it).
-                reply = outcome.reply
-                return Response(reply.body, status=reply.status,
-                                content_type=reply.headers.get("Content-Type",
-                                                               "application/json"))
-    if result.deferred:
-        box.hold_all(Item(
-            "sendgrid", "mail", rebuild(body, [Recipient(r.index, "to", r.address, r.check,
-                                                         r.args, r.decision)]),
-            idempotency_key(message_key, "sendgrid", r.index, r.field, r.email),
-            recipients=[r.email], checks=[r.check], defaults=key.defaults,
-            decision_ids=[r.decision.decision_id], key_id=key.id,
-            not_before=r.decision.not_before, needs_check=True,
-        ) for r in result.deferred)
     rerouted = [f"{r.email} -> {_reroute(r, key)}" for r in result.rerouted]
     response.headers["X-Guard-Decisions"] = ",".join(result.decision_ids)
     response.headers["X-Guard-Blocked"] = str(len(result.blocked))

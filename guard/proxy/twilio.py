@@ -17,6 +17,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from email.utils import format_datetime
+from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 from werkzeug.datastructures import MultiDict
@@ -25,7 +26,7 @@ from guard import proxy
 from guard.auth import authenticate_request
 from guard.errors import GuardError, InvalidField
 from guard.forward import REJECTED, SENT, UpstreamRequest
-from guard.outbox import Item, idempotency_key
+from guard.outbox import Claim, Item, idempotency_key
 
 bp = Blueprint("twilio", __name__)
 
@@ -110,24 +111,56 @@ def _reason(decision) -> str:
     return f"Contact Guard blocked this contact: {messages}"
 
 
+def _item(resource: str, payload: Mapping, check: Mapping, key, message_key: str,
+          decision) -> Item:
+    return Item("twilio", resource, payload,
+                idempotency_key(message_key, "twilio", resource, check["to"]),
+                recipients=[check["to"]], checks=[dict(check)], defaults=key.defaults,
+                decision_ids=[decision.decision_id], key_id=key.id,
+                not_before=decision.not_before, needs_check=decision.verdict == "defer")
+
+
+def check_and_store(resource: str, payload: Mapping, check: Mapping, key,
+                    message_key: str) -> tuple[Any, str | None, Claim | None]:
+    """Check one send and, in the same transaction, hold or record it as sending.
+
+    Return (decision, held row id, claim to deliver): a deferred send is held
+    (its id None if its key was held before); an allowed one is recorded as
+    sending (its claim None if its key was known); blocked and rerouted ones
+    store nothing but their decision. An attempt the guard cannot judge
+    raises InvalidField, and nothing is stored.
+    """
+    box = proxy.outbox()
+    stored: dict[str, Any] = {}
+
+    def keep(conn, outcomes: list) -> None:
+        # In the check's transaction, so the row commits with the decision or not at all.
+        [decision] = outcomes
+        if isinstance(decision, InvalidField):
+            raise decision
+        item = _item(resource, payload, check, key, message_key, decision)
+        stored.update(decision=decision, held=None, claim=None)
+        if decision.verdict == "defer":
+            stored["held"] = box.hold_in(conn, item)
+        elif decision.verdict == "allow":
+            stored["claim"] = box.start_sending_in(conn, item)
+
+    current_app.extensions["guard"].check_many([check], commit=True, defaults=key.defaults,
+                                               then=keep)
+    return stored["decision"], stored["held"], stored["claim"]
+
+
 def send_or_hold(resource: str, form: Mapping[str, str], check: Mapping, key,
                  *, message_key: str) -> str:
     """Check and send (or hold) a Twilio request the guard makes itself; say what happened."""
     from urllib.parse import urlencode
 
-    guard = current_app.extensions["guard"]
-    decision = guard.check(check, commit=True, defaults=key.defaults)
-    item = Item("twilio", resource, {"form": urlencode(form)},
-                idempotency_key(message_key, "twilio", resource, check["to"]),
-                recipients=[check["to"]], checks=[dict(check)], defaults=key.defaults,
-                decision_ids=[decision.decision_id], key_id=key.id,
-                not_before=decision.not_before, needs_check=decision.verdict == "defer")
+    decision, _, claim = check_and_store(resource, {"form": urlencode(form)}, check, key,
+                                         message_key)
     if decision.verdict == "defer":
-        proxy.outbox().hold(item)
         return f"held until {decision.not_before.isoformat()}"
     if decision.verdict != "allow":
         return f"reported: {decision.verdict} on {CHANNELS[resource]} too"
-    claim = proxy.outbox().start_sending(item)
     if claim is None:
         return "already sent"
     status, _ = proxy.deliver(claim)
@@ -141,29 +174,22 @@ def _create(resource: str, account: str) -> Response:
     raw = request.get_data(as_text=True)
     form = MultiDict(request.form)
     check = _check_body(form, CHANNELS[resource])
-    decision = current_app.extensions["guard"].check(check, commit=True, defaults=key.defaults)
+    message_key = request.headers.get("Idempotency-Key") or uuid.uuid4().hex
+    decision, row_id, claim = check_and_store(resource, {"form": raw}, check, key, message_key)
     if decision.verdict in ("block", "reroute"):
         response = error_response(400, _reason(decision), BLOCKED)
         response.headers["X-Guard-Decisions"] = decision.decision_id or ""
         return response
-    message_key = request.headers.get("Idempotency-Key") or uuid.uuid4().hex
-    item = Item("twilio", resource, {"form": raw},
-                idempotency_key(message_key, "twilio", resource, check["to"]),
-                recipients=[check["to"]], checks=[check], defaults=key.defaults,
-                decision_ids=[decision.decision_id], key_id=key.id,
-                not_before=decision.not_before, needs_check=decision.verdict == "defer")
-    box = proxy.outbox()
     headers = {"X-Guard-Decisions": decision.decision_id or "",
                "X-Guard-Verdict": decision.verdict}
     if decision.verdict == "defer":
-        row_id = box.hold(item)
         headers["X-Guard-Not-Before"] = decision.not_before.isoformat()
         headers["X-Guard-Outbox"] = row_id or ""
-        body = _waiting_resource(resource, row_id or item.idempotency_key, form, account,
+        key_of_row = idempotency_key(message_key, "twilio", resource, check["to"])
+        body = _waiting_resource(resource, row_id or key_of_row, form, account,
                                  WAITING[resource])
         return Response(json.dumps(body), status=201, mimetype="application/json",
                         headers=headers)
-    claim = box.start_sending(item)
     if claim is None:
         return error_response(409, "this request was already accepted (Idempotency-Key)")
     status, outcome = proxy.deliver(claim)

@@ -1,7 +1,8 @@
 """A Guard whose verdicts come from a table, to test the proxy's mechanics in isolation.
 
 It has the façade's signature (``check(body, *, commit, defaults)``,
-``person``, ``engine``, ``clock``) and raises the same InvalidField; the
+``check_many(bodies, *, commit, defaults, then)``, ``person``, ``engine``,
+``clock``) and raises (or, in a batch, returns) the same InvalidField; the
 policy itself is tested elsewhere, and the end-to-end tests use the real Guard.
 """
 
@@ -62,6 +63,28 @@ class ScriptedGuard:
                                "Customer of dealer:munich; the dealer carries the contact."),)
         return Decision(verdict, person, reasons, reroute, not_before, (), "sha256:test",
                         "dec_" + secrets.token_hex(8))
+
+    def check_many(self, bodies, *, commit: bool = True, defaults=None, then=None) -> list:
+        """Decide each body as ``check`` does; ``then`` runs in a transaction that keeps them.
+
+        Like the real Guard, decisions count only if ``then`` commits: when it
+        raises, the checks it saw are forgotten.
+        """
+        before = len(self.checks)
+        outcomes = []
+        for body in bodies:
+            try:
+                outcomes.append(self.check(body, commit=commit, defaults=defaults))
+            except InvalidField as exc:
+                outcomes.append(exc)
+        if then is not None:
+            try:
+                with self.engine.begin() as conn:
+                    then(conn, outcomes)
+            except BaseException:
+                del self.checks[before:]
+                raise
+        return outcomes
 
     def person(self, person_id: str) -> dict:
         return {"id": person_id, "profile": {"phones": self.phones.get(person_id, [])}}

@@ -259,3 +259,65 @@ def test_settings_are_validated_at_start_up(make_app, standin):
 
     with pytest.raises(ConfigurationError, match="GUARD_FORWARD_ATTEMPTS"):
         make_app(standin, FORWARD_ATTEMPTS="many")
+
+
+@pytest.mark.parametrize("text", [
+    A, "Anna.Smith+tag@Example.COM", " anna@example.com", "anna@example.com ", "anna@localhost",
+    "anna@example", "anna..b@example.com", "\"a b\"@example.com", "ännä@exämple.com",
+    "anna@xn--bcher-kva.example", "a@b.c", "@example.com", "anna@", "", "anna@-x.com",
+])
+def test_the_quick_address_check_never_accepts_what_email_validator_rejects(text):
+    from email_validator import EmailNotValidError, validate_email
+
+    from guard.proxy.sendgrid import _valid_email
+
+    try:
+        validate_email(text, check_deliverability=False)
+        valid = True
+    except EmailNotValidError:
+        valid = False
+    # The quick check may defer to email_validator, never overrule it.
+    assert valid or not _valid_email(text)
+
+
+def test_the_quick_address_check_agrees_with_email_validator_on_any_text():
+    from email_validator import EmailNotValidError, validate_email
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from guard.proxy.sendgrid import _valid_email
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.one_of(st.emails(), st.text(max_size=40),
+                     st.from_regex(r"[a-zA-Z0-9.+_-]{1,12}@[a-z0-9.-]{1,20}", fullmatch=True)))
+    def agree(text):
+        if _valid_email(text):
+            validate_email(text, check_deliverability=False)  # raises if it disagrees
+
+    try:
+        agree()
+    except EmailNotValidError as exc:  # pragma: no cover - the failure to report
+        pytest.fail(f"accepted an address email_validator rejects: {exc}")
+
+
+def test_rebuilding_keeps_the_body_order_and_leaves_the_request_untouched():
+    import copy
+
+    from guard.proxy.sendgrid import read_recipients, rebuild
+
+    body = {"from": {"email": "o@oem.example"},
+            "personalizations": [{"to": [{"email": A}, {"email": B}], "subject": "s",
+                                  "custom_args": {"k": ["v"]}}],
+            "subject": "x", "content": [{"type": "text/plain", "value": "Hi"}]}
+    before = copy.deepcopy(body)
+    everyone = read_recipients(body)
+    out = rebuild(body, everyone)
+    assert out == body
+    assert list(out) == list(body)
+    out["content"][0]["value"] = "changed"
+    out["personalizations"][0]["custom_args"]["k"].append("w")
+    assert body == before
+    only_b = rebuild(body, [r for r in everyone if r.email == B])
+    assert list(only_b) == list(body)
+    assert only_b["personalizations"] == [{"to": [{"email": B}], "subject": "s",
+                                           "custom_args": {"k": ["v"]}}]
