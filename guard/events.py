@@ -6,8 +6,11 @@ raises ``InvalidField`` naming the field, e.g. ``purchase.at: not a date:
 'not a date'``. Any event may carry ``"deleted": true`` to retract the record
 with that source (connectors send these for deleted or archived CRM records).
 ``ingest(conn, events, policy, now, salt)`` stores a batch: each event whole
-or not at all (a savepoint per event), the valid rest of the batch kept, and
-each touched person's profile rebuilt once at the end.
+or not at all (every check that can refuse an event runs before its first
+write, so no savepoint is needed), the valid rest of the batch kept, and each
+touched person's profile rebuilt once at the end. The records, identities and
+accounts a batch names are read in a few queries up front, and its new rows
+are written together.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from guard.identity import (
     reference,
     source_ref,
 )
-from guard.ledger import delete_touch, upsert_touch
+from guard.ledger import delete_touch, upsert_touch, utc
 from policies.model import (
     CATEGORIES,
     CHANNELS,
@@ -422,14 +425,22 @@ def ingest(conn: Connection, raw_events: Sequence[Any], policy, now: datetime, s
     accepted = 0
     rejected = []
     order = sorted(range(len(raw_events)), key=lambda i: (_rank(raw_events[i]), i))
+    parsed: list[tuple[int, Event | InvalidField]] = []
     for index in order:
-        raw = raw_events[index]
         try:
-            event = parse_event(raw, policy)
-            with conn.begin_nested():
-                store.apply(event)
+            parsed.append((index, parse_event(raw_events[index], policy)))
         except InvalidField as exc:
-            store.rolled_back()
+            parsed.append((index, exc))
+    store.prefetch([event for _, event in parsed if isinstance(event, Event)])
+    for index, event in parsed:
+        # No savepoint per event: every handler raises InvalidField before its first
+        # write, so a refused event leaves nothing behind (tests pin this).
+        try:
+            if isinstance(event, InvalidField):
+                raise event
+            store.apply(event)
+        except InvalidField as exc:
+            raw = raw_events[index]
             source = raw.get("source") if isinstance(raw, Mapping) else None
             rejected.append({"index": index, "source": source, "detail": exc.detail})
             continue
@@ -491,7 +502,10 @@ _UPDATE_RECORD = sa.update(records).where(records.c.id == sa.bindparam("record_i
 _ERASED = sa.select(erasures.c.hash, erasures.c.erased_at).where(
     erasures.c.hash.in_(sa.bindparam("hashes", expanding=True)))
 _ANY_ERASURE = sa.select(erasures.c.hash).limit(1)
+# One kind at a time: the primary key (kind, value) finds a list of values of one kind,
+# where a list of values alone scans every identity.
 _PEOPLE_OF = sa.select(identities.c.kind, identities.c.value, identities.c.person_id).where(
+    identities.c.kind == sa.bindparam("kind"),
     identities.c.value.in_(sa.bindparam("values", expanding=True)))
 _ACCOUNT_EXISTS = sa.select(accounts.c.id).where(accounts.c.id == sa.bindparam("account_id"))
 _INSERT_PERSON = sa.insert(people)
@@ -499,8 +513,33 @@ _INSERT_IDENTITY = sa.insert(identities)
 _INSERT_ACCOUNT = sa.insert(accounts)
 
 
+# One (system, record type, event type) at a time: SQLite searches the unique source index
+# for a list of ids, where a list of whole (system, type, id, event type) rows scans.
+_RECORDS_OF = sa.select(records).where(
+    records.c.source_system == sa.bindparam("system"),
+    records.c.source_type == sa.bindparam("source_type"),
+    records.c.source_id.in_(sa.bindparam("ids", expanding=True)),
+    records.c.type == sa.bindparam("record_type"))
+_ACCOUNTS_EXIST = sa.select(accounts.c.id).where(
+    accounts.c.id.in_(sa.bindparam("ids", expanding=True)))
+_TOUCHES_EXIST = sa.select(ledger.c.record_key).where(
+    ledger.c.record_key.in_(sa.bindparam("keys", expanding=True)))
+_INSERT_TOUCH = sa.insert(ledger)
+_PREFETCH = 500  # keys per look-up query
+
+
+def _key(event: Event) -> tuple[str, str, str, str]:
+    return (event.source.system, event.source.type, event.source.id, event.type)
+
+
 class _Store:
-    """Applies validated events inside the caller's transaction; tracks whom to rebuild."""
+    """Applies validated events inside the caller's transaction; tracks whom to rebuild.
+
+    A batch's records, identities and accounts are looked up in a few queries
+    up front and kept current as events are applied; new people, identities
+    and records are written together (``_flush``) before anything reads them
+    back from the database.
+    """
 
     def __init__(self, conn: Connection, policy, now: datetime, salt: bytes):
         self.conn, self.policy, self.now, self.salt = conn, policy, now, salt
@@ -509,6 +548,75 @@ class _Store:
         self._known_accounts: set[str] = set()  # account rows that exist in this transaction
         # Most stores have never erased anyone: then no identity needs a look-up.
         self._any_erasure = conn.execute(_ANY_ERASURE).first() is not None
+        self._records: dict[tuple, Mapping | None] = {}  # by source key; None: no record
+        self._identities: dict[Ref, str | None] = {}  # non-person refs; None: nobody
+        self._pending: dict[str, list[dict]] = {"people": [], "identities": [], "records": [],
+                                                "ledger": []}
+        self._touch_keys: set[str] = set()  # ledger rows of reported touches that exist
+        self._pending_keys: set[tuple] = set()
+        self._pending_people: set[str] = set()
+
+    def prefetch(self, events: Sequence[Event]) -> None:
+        """Read the records, identities and accounts a batch refers to, a few queries in all."""
+        keys = {_key(e) for e in events if e.type != "erase"}
+        self._records.update(dict.fromkeys(keys))
+        ids: dict[tuple[str, str, str], list[str]] = {}
+        for system, source_type, source_id, record_type in sorted(keys):
+            ids.setdefault((system, source_type, record_type), []).append(source_id)
+        for (system, source_type, record_type), wanted in ids.items():
+            for start in range(0, len(wanted), _PREFETCH):
+                for row in self.conn.execute(_RECORDS_OF, {
+                        "system": system, "source_type": source_type,
+                        "record_type": record_type,
+                        "ids": wanted[start:start + _PREFETCH]}).mappings():
+                    self._records[(row["source_system"], row["source_type"],
+                                   row["source_id"], row["type"])] = row
+        refs = {ref for e in events for ref in (*e.identities, e.person)
+                if ref is not None and ref.kind != "person"}
+        self._identities.update(self._lookup_identities(refs))
+        account_ids = sorted({account_id_for(e.account) for e in events if e.account} |
+                             {account_id_for(source_ref(e.source.system, e.source.id))
+                              for e in events if e.type == "account" and not e.deleted})
+        for start in range(0, len(account_ids), _PREFETCH):
+            self._known_accounts.update(self.conn.execute(
+                _ACCOUNTS_EXIST, {"ids": account_ids[start:start + _PREFETCH]}).scalars())
+        touches = sorted({e.source.key for e in events if e.type == "touch" and not e.deleted})
+        for start in range(0, len(touches), _PREFETCH):
+            self._touch_keys.update(self.conn.execute(
+                _TOUCHES_EXIST, {"keys": touches[start:start + _PREFETCH]}).scalars())
+
+    def _lookup_identities(self, refs: set[Ref]) -> dict[Ref, str | None]:
+        found: dict[Ref, str | None] = dict.fromkeys(refs)
+        for kind in sorted({ref.kind for ref in refs}):
+            values = sorted(ref.value for ref in refs if ref.kind == kind)
+            for start in range(0, len(values), _PREFETCH):
+                for _, value, person_id in self.conn.execute(_PEOPLE_OF, {
+                        "kind": kind, "values": values[start:start + _PREFETCH]}).all():
+                    found[Ref(kind, value)] = person_id
+        return found
+
+    def _flush(self) -> None:
+        """Write the pending people, identities and records, in the order they came."""
+        for table, statement in (("people", _INSERT_PERSON), ("identities", _INSERT_IDENTITY),
+                                 ("records", _INSERT_RECORD), ("ledger", _INSERT_TOUCH)):
+            rows = self._pending[table]
+            if rows:
+                self.conn.execute(statement, rows)
+                rows.clear()
+        for key in self._pending_keys:
+            self._records.pop(key, None)  # re-read with its id when next needed
+        self._pending_keys.clear()
+        self._pending_people.clear()
+
+    def _resolve(self, ref: Ref) -> str | None:
+        if ref.kind == "person":
+            if ref.value in self._pending_people:
+                return ref.value
+            # Rows still pending are fresh people, never an alias: the store answers alone.
+            return resolve_person(self.conn, ref)
+        if ref not in self._identities:
+            self._identities.update(self._lookup_identities({ref}))
+        return self._identities[ref]
 
     def apply(self, event: Event) -> None:
         if event.deleted:
@@ -526,13 +634,10 @@ class _Store:
         else:
             self._fact(event)
 
-    def rolled_back(self) -> None:
-        """Forget what this transaction was known to hold: an event's savepoint was undone."""
-        self._known_accounts.clear()
-
     def finish(self) -> None:
         from guard.profiles import rebuild
 
+        self._flush()
         if self.accounts:
             members = self.conn.execute(
                 sa.select(records.c.person_id).distinct()
@@ -545,10 +650,15 @@ class _Store:
     # -- records ---------------------------------------------------------------------
 
     def _record(self, event: Event) -> Mapping | None:
-        source = event.source
-        return self.conn.execute(_RECORD, {
-            "system": source.system, "source_type": source.type, "source_id": source.id,
-            "record_type": event.type}).mappings().first()
+        key = _key(event)
+        if key in self._pending_keys:
+            self._flush()
+        if key not in self._records:
+            source = event.source
+            self._records[key] = self.conn.execute(_RECORD, {
+                "system": source.system, "source_type": source.type, "source_id": source.id,
+                "record_type": event.type}).mappings().first()
+        return self._records[key]
 
     def _upsert(self, event: Event, payload: dict, *, person_id: str | None = None,
                 account_id: str | None = None, address: str | None = None,
@@ -557,13 +667,16 @@ class _Store:
             old = self._record(event)
         values = {"payload": payload, "person_id": person_id, "account_id": account_id,
                   "address": address, "updated_at": self.now}
+        key = _key(event)
         if old is None:
             source = event.source
-            self.conn.execute(_INSERT_RECORD, {
+            self._pending["records"].append({
                 "source_system": source.system, "source_type": source.type,
                 "source_id": source.id, "type": event.type, **values})
+            self._pending_keys.add(key)
         else:
             self.conn.execute(_UPDATE_RECORD, {"record_id": old["id"], **values})
+            self._records[key] = {**old, **values}
             self._touch_owner_of(old)
         return old
 
@@ -577,7 +690,10 @@ class _Store:
         old = self._record(event)
         if old is None:
             return  # retracting what we never had is already done
+        if event.type == "touch":
+            self._flush()  # its ledger row may still be waiting to be written
         self.conn.execute(sa.delete(records).where(records.c.id == old["id"]))
+        self._records[_key(event)] = None
         self._touch_owner_of(old)
         if event.type == "touch":
             delete_touch(self.conn, event.source.key)
@@ -615,12 +731,17 @@ class _Store:
 
     def _erase(self, event: Event) -> None:
         ref = event.person
-        person_id = resolve_person(self.conn, ref)
+        person_id = self._resolve(ref)
         if person_id is None:
             if ref.kind != "person" and self._erased_on(ref):
                 return  # erased before: erasing again changes nothing
             raise InvalidField("erase.person", f"no person matches {describe(ref)}")
+        self._flush()
         erase_person(self.conn, person_id, self.salt, self.now)
+        # The person's identities and records are gone: forget what was cached of them.
+        self._identities = {ref: (None if pid == person_id else pid)
+                            for ref, pid in self._identities.items()}
+        self._records.clear()
         self._any_erasure = True
         self.people.discard(person_id)
 
@@ -631,47 +752,42 @@ class _Store:
         old = self._record(event)
         found: list[str] = []
         if old is not None and old["person_id"]:
-            current = resolve_person(self.conn, Ref("person", old["person_id"]))
+            current = self._resolve(Ref("person", old["person_id"]))
             if current:
                 found.append(current)
         missing = []
-        known = self._people_of(event.identities)
         for ref in event.identities:
-            person_id = known.get(ref)
+            person_id = self._resolve(ref)
             if person_id is None:
                 missing.append(ref)
             elif person_id not in found:
                 found.append(person_id)
         if not found:
             winner = new_person_id()
-            self.conn.execute(_INSERT_PERSON, {
+            self._pending["people"].append({
                 "id": winner, "profile": {"id": winner}, "erased": False,
                 "created_at": self.now, "updated_at": self.now})
+            self._pending_people.add(winner)
         else:
             winner = found[0]
-            for loser in found[1:]:
-                merge_people(self.conn, loser, winner)
-                self.people.discard(loser)
-        if missing:
-            self.conn.execute(_INSERT_IDENTITY, [
-                {"kind": ref.kind, "value": ref.value, "person_id": winner} for ref in missing])
+            if len(found) > 1:
+                self._flush()
+                for loser in found[1:]:
+                    merge_people(self.conn, loser, winner)
+                    self.people.discard(loser)
+                    # What the loser held (identities, records) is the winner's now.
+                    self._identities = {ref: (winner if pid == loser else pid)
+                                        for ref, pid in self._identities.items()}
+                self._records.clear()
+        for ref in missing:
+            self._pending["identities"].append(
+                {"kind": ref.kind, "value": ref.value, "person_id": winner})
+            self._identities[ref] = winner
         account_id = self._account_ref(event.account) if event.account else None
         payload = {**event.fields, "identities": [[r.kind, r.value] for r in event.identities]}
         self._upsert(event, payload, person_id=winner, account_id=account_id, old=old,
                      looked_up=True)
         self.people.add(winner)
-
-    def _people_of(self, refs: Sequence[Ref]) -> dict[Ref, str]:
-        """Resolve a person's identities in one query (each is unique by kind and value)."""
-        found = {ref: person_id for ref in refs if ref.kind == "person"
-                 and (person_id := resolve_person(self.conn, ref)) is not None}
-        wanted = {ref for ref in refs if ref.kind != "person"}
-        if wanted:
-            for kind, value, person_id in self.conn.execute(
-                    _PEOPLE_OF, {"values": sorted({ref.value for ref in wanted})}).all():
-                if Ref(kind, value) in wanted:
-                    found[Ref(kind, value)] = person_id
-        return found
 
     def _account_ref(self, ref: Ref) -> str:
         # A person or contract may name its account before the account's own event
@@ -702,7 +818,7 @@ class _Store:
         person_id = address = None
         ref = event.person
         if ref is not None:
-            person_id = resolve_person(self.conn, ref)
+            person_id = self._resolve(ref)
             bare = event.type == "consent" and ref.kind in ("email", "phone")
             if person_id is None and not bare:
                 raise InvalidField(f"{event.type}.person", f"no person matches {describe(ref)}")
@@ -718,12 +834,26 @@ class _Store:
             self.accounts.add(account_id)
 
     def _touch(self, event: Event) -> None:
-        person_id = resolve_person(self.conn, event.person)
+        person_id = self._resolve(event.person)
         if person_id is None:
             raise InvalidField("touch.person", f"no person matches {describe(event.person)}")
         self._upsert(event, dict(event.fields), person_id=person_id)
-        upsert_touch(self.conn, person_id, event.source.key, event.evidence,
-                     event.fields, self.now)
+        key = event.source.key
+        if key in self._touch_keys:
+            self._flush()
+            upsert_touch(self.conn, person_id, key, event.evidence, event.fields, self.now)
+            return
+        # A touch the ledger has never seen: the row upsert_touch would insert, written
+        # with the batch's other new rows.
+        fields = event.fields
+        self._pending["ledger"].append({
+            "id": "tch_" + secrets.token_hex(10), "record_key": key, "created_at": self.now,
+            "person_id": person_id, "at": utc(parse_datetime(fields["at"])),
+            "channel": fields["channel"], "purpose": fields["purpose"],
+            "sender": fields["sender"], "campaign": fields.get("campaign"),
+            "template": fields.get("template"), "product": fields.get("product"),
+            "verdict": "allow", "committed": True, "source": event.evidence.to_dict()})
+        self._touch_keys.add(key)
 
     def _campaign(self, event: Event) -> None:
         campaign = Campaign.from_dict({**event.fields, "source": event.evidence.to_dict()})

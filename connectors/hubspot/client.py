@@ -25,6 +25,7 @@ from connectors.hubspot.errors import ApiError, CredentialsError, RateLimited
 
 DEFAULT_HOST = "https://api.hubapi.com"
 BATCH_SIZE = 100  # HubSpot's limit for batch read, update and create
+ASSOCIATIONS_BATCH_SIZE = 1000  # HubSpot's limit for v4 association batch reads (since 2025-02)
 Clock = Callable[[], datetime]
 
 
@@ -203,6 +204,23 @@ class Api:
         self.retry = client.config.get("retry") or default_retry()
         self._http = urllib3.PoolManager(retries=self.retry)
         self.requests = 0
+        self._apis: dict[tuple[str, str | None], Any] = {}
+
+    def _api(self, path: str) -> Any:
+        """Return the client's API object at ``path`` (``"crm.objects.search_api"``), reused."""
+        # Every access of a hubspot-api-client discovery property builds a new API client
+        # (reading the package's metadata from disk, opening a new connection pool);
+        # building each once per access token keeps connections alive between calls.
+        key = (path, self.client.access_token)
+        api = self._apis.get(key)
+        if api is None:
+            api = self.client
+            for name in path.split("."):
+                api = getattr(api, name)
+            # A refreshed token makes the clients of the old one useless.
+            self._apis = {k: v for k, v in self._apis.items() if k[1] == key[1]}
+            self._apis[key] = api
+        return api
 
     def _prepare(self, *, search: bool = False) -> None:
         token = self.tokens.current(self.client)
@@ -225,7 +243,7 @@ class Api:
     def search(self, object_type: str, body: Mapping[str, Any]) -> dict:
         """Run one CRM search request (``POST /crm/v3/objects/{type}/search``)."""
         self._prepare(search=True)
-        api = self.client.crm.objects.search_api
+        api = self._api("crm.objects.search_api")
         return self._call(f"search {object_type}", api.do_search, object_type, dict(body))
 
     def list_page(
@@ -244,7 +262,7 @@ class Api:
             kwargs["after"] = after
         if properties:
             kwargs["properties"] = list(properties)
-        api = self.client.crm.objects.basic_api
+        api = self._api("crm.objects.basic_api")
         return self._call(f"list {object_type}", api.get_page, object_type, **kwargs)
 
     def batch_read(
@@ -256,7 +274,7 @@ class Api:
         for part in chunks(unique):
             self._prepare()
             body = {"properties": list(properties), "inputs": [{"id": i} for i in part]}
-            api = self.client.crm.objects.batch_api
+            api = self._api("crm.objects.batch_api")
             data = self._call(f"batch read {object_type}", api.read, object_type, body)
             for record in data.get("results") or ():
                 found[str(record["id"])] = record
@@ -267,7 +285,7 @@ class Api:
         updated = 0
         for part in chunks(list(inputs)):
             self._prepare()
-            api = self.client.crm.objects.batch_api
+            api = self._api("crm.objects.batch_api")
             body = {"inputs": [dict(i) for i in part]}
             data = self._call(f"batch update {object_type}", api.update, object_type, body)
             updated += len(data.get("results") or ())
@@ -278,7 +296,7 @@ class Api:
         created: list[dict] = []
         for part in chunks(list(inputs)):
             self._prepare()
-            api = self.client.crm.objects.batch_api
+            api = self._api("crm.objects.batch_api")
             body = {"inputs": [dict(i) for i in part]}
             data = self._call(f"batch create {object_type}", api.create, object_type, body)
             created.extend(data.get("results") or ())
@@ -287,12 +305,12 @@ class Api:
     def associations(
         self, from_type: str, to_type: str, ids: Iterable[str]
     ) -> dict[str, list[str]]:
-        """Map each id to the ids it is associated with (v4 batch read, 100 per call)."""
+        """Map each id to the ids it is associated with (v4 batch read, 1,000 per call)."""
         out: dict[str, list[str]] = {}
         unique = list(dict.fromkeys(str(i) for i in ids))
-        for part in chunks(unique):
+        for part in chunks(unique, ASSOCIATIONS_BATCH_SIZE):
             self._prepare()
-            api = self.client.crm.associations.v4.batch_api
+            api = self._api("crm.associations.v4.batch_api")
             body = {"inputs": [{"id": i} for i in part]}
             data = self._call(
                 f"read associations {from_type}->{to_type}", api.get_page, from_type, to_type, body
@@ -309,13 +327,13 @@ class Api:
     def properties(self, object_type: str) -> list[dict]:
         """List an object type's property definitions."""
         self._prepare()
-        api = self.client.crm.properties.core_api
+        api = self._api("crm.properties.core_api")
         return self._call(f"list {object_type} properties", api.get_all, object_type)["results"]
 
     def create_property(self, object_type: str, definition: Mapping) -> dict:
         """Create one property definition."""
         self._prepare()
-        api = self.client.crm.properties.core_api
+        api = self._api("crm.properties.core_api")
         return self._call(
             f"create {object_type} property", api.create, object_type, dict(definition)
         )
@@ -323,14 +341,14 @@ class Api:
     def property_groups(self, object_type: str) -> list[dict]:
         """List an object type's property groups."""
         self._prepare()
-        api = self.client.crm.properties.groups_api
+        api = self._api("crm.properties.groups_api")
         data = self._call(f"list {object_type} property groups", api.get_all, object_type)
         return data["results"]
 
     def create_property_group(self, object_type: str, definition: Mapping) -> dict:
         """Create one property group."""
         self._prepare()
-        api = self.client.crm.properties.groups_api
+        api = self._api("crm.properties.groups_api")
         return self._call(
             f"create {object_type} property group", api.create, object_type, dict(definition)
         )
@@ -338,7 +356,7 @@ class Api:
     def pipelines(self, object_type: str) -> list[dict]:
         """List an object type's pipelines with their stages."""
         self._prepare()
-        api = self.client.crm.pipelines.pipelines_api
+        api = self._api("crm.pipelines.pipelines_api")
         return self._call(f"list {object_type} pipelines", api.get_all, object_type)["results"]
 
     # -- endpoints the client lacks -------------------------------------------

@@ -35,6 +35,7 @@ STANDARD = {
     },
 }  # fmt: skip
 BATCH_LIMIT = 100
+ASSOCIATIONS_LIMIT = 1000  # v4 association batch reads, since February 2025
 
 
 def iso(ms: int) -> str:
@@ -98,6 +99,11 @@ class FakeHubSpot:
         self._next_id = 1000
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
+        # Search answers by query, valid until a record changes: a sync pages through one
+        # query 200 records at a time, and filtering and sorting every record for every
+        # page made the fake, not the connector, the slow side of a large sync.
+        self._changes = 0
+        self._searches: dict[tuple, list[dict]] = {}
 
     # -- setting up state -----------------------------------------------------
 
@@ -119,6 +125,7 @@ class FakeHubSpot:
                 {"hs_object_id": record_id, "createdate": props.get("createdate") or iso(at)}
             )
             props[MODIFIED.get(object_type, "hs_lastmodifieddate")] = iso(at)
+            self._changes += 1
             self.objects[object_type][record_id] = {
                 "id": record_id,
                 "properties": props,
@@ -133,6 +140,7 @@ class FakeHubSpot:
         with self._lock:
             object_type = SINGULAR.get(object_type, object_type)
             record = self.objects[object_type][str(record_id)]
+            self._changes += 1
             at = self.now_ms if modified is None else to_ms(modified)
             for key, value in properties.items():
                 record["properties"][key] = None if value is None else str(value)
@@ -143,6 +151,7 @@ class FakeHubSpot:
         """Archive (delete) a record."""
         with self._lock:
             record = self.objects[SINGULAR.get(object_type, object_type)][str(record_id)]
+            self._changes += 1
             record["archived"] = True
             record["archivedAt"] = iso(self.now_ms)
 
@@ -364,26 +373,17 @@ class FakeHubSpot:
                 400, "VALIDATION_ERROR",
                 f"Search results are limited to {self.search_limit} results per query.",
             )  # fmt: skip
-        live = [r for r in self.objects[object_type].values() if not r["archived"]]
         groups = body.get("filterGroups") or []
-        if groups:
-            live = [
-                r
-                for r in live
-                if any(all(self._matches(object_type, r, f) for f in g["filters"]) for g in groups)
-            ]
-        # HubSpot leaves the order of equal sort values unspecified; the fake
-        # orders them by id as text so nothing can rely on numeric id order.
-        live.sort(key=lambda r: r["id"])
-        for sort in reversed(body.get("sorts") or []):
-            name = sort["propertyName"]
-            live.sort(
-                key=lambda r: (
-                    (v := self._value(object_type, name, r["properties"].get(name))) is None,
-                    v if v is not None else 0,
-                ),
-                reverse=sort.get("direction") == "DESCENDING",
-            )
+        sorts = body.get("sorts") or []
+        names = sorted({f["propertyName"] for g in groups for f in g["filters"]}
+                       | {s["propertyName"] for s in sorts})
+        key = (object_type, json.dumps([groups, sorts], sort_keys=True), self._changes,
+               tuple(self._type_of(object_type, name) for name in names))
+        if key not in self._searches:
+            if len(self._searches) > 16:
+                self._searches.clear()
+            self._searches[key] = self._matching(object_type, groups, sorts)
+        live = self._searches[key]
         end = min(after + limit, self.search_limit)
         page = live[after:end]
         out = {
@@ -393,6 +393,29 @@ class FakeHubSpot:
         if len(live) > end or (end == self.search_limit and len(live) > end):
             out["paging"] = {"next": {"after": str(end)}}
         return out
+
+    def _matching(self, object_type: str, groups: list, sorts: list) -> list[dict]:
+        """Return the live records a search's filter groups match, in its sort order."""
+        live = [r for r in self.objects[object_type].values() if not r["archived"]]
+        if groups:
+            live = [
+                r
+                for r in live
+                if any(all(self._matches(object_type, r, f) for f in g["filters"]) for g in groups)
+            ]
+        # HubSpot leaves the order of equal sort values unspecified; the fake
+        # orders them by id as text so nothing can rely on numeric id order.
+        live.sort(key=lambda r: r["id"])
+        for sort in reversed(sorts):
+            name = sort["propertyName"]
+            live.sort(
+                key=lambda r: (
+                    (v := self._value(object_type, name, r["properties"].get(name))) is None,
+                    v if v is not None else 0,
+                ),
+                reverse=sort.get("direction") == "DESCENDING",
+            )
+        return live
 
     def _list(self, object_type: str, query: dict) -> dict:
         archived = (query.get("archived") or ["false"])[0].lower() == "true"
@@ -483,6 +506,8 @@ class FakeHubSpot:
 
     def _associations(self, from_type: str, to_type: str, body: dict):
         a, b = SINGULAR.get(from_type, from_type), SINGULAR.get(to_type, to_type)
+        if len(body.get("inputs") or []) > ASSOCIATIONS_LIMIT:
+            raise ApiFailure(400, "VALIDATION_ERROR", "at most 1000 inputs per batch")
         links = self.links.get((a, b), {})
         results, missing = [], []
         for item in body.get("inputs") or []:

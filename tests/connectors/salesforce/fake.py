@@ -298,7 +298,9 @@ class FakeSalesforce:
             parent: tuple[str, str] | None = None) -> list[dict]:
         """Run a parsed query against the tables."""
         sobject = query.object
-        if parent is not None:
+        if parent is None:
+            self._children: dict[tuple[str, str], dict] = {}  # this query's child groups
+        else:
             sobject, key = CHILDREN[(parent[0], query.object)]
         if sobject not in self.tables:
             raise soql.SoqlError(f"sObject type '{sobject}' is not supported")
@@ -306,7 +308,17 @@ class FakeSalesforce:
             if isinstance(path, str):
                 self._resolve_path(sobject, path)
         rows = []
-        for record in self.tables[sobject].values():
+        candidates = self.tables[sobject].values()
+        if parent is not None:
+            # A subquery runs once per parent row: group the children by parent once per
+            # query (in table order), instead of reading every child for every parent.
+            groups = self._children.get((sobject, key))
+            if groups is None:
+                groups = self._children[(sobject, key)] = {}
+                for record in self.tables[sobject].values():
+                    groups.setdefault(record.get(key), []).append(record)
+            candidates = groups.get(parent[1], [])
+        for record in candidates:
             if record.get("IsDeleted") and not include_deleted:
                 continue
             if parent is not None and record.get(key) != parent[1]:
