@@ -6,7 +6,8 @@ service's threads submit checks here; whichever thread finds no batch
 running becomes the leader, takes everything queued (up to ``limit``
 items), runs it as one batch and, when done, hands the lead to the oldest
 thread still waiting. A thread alone runs its own check at once, so a quiet
-service adds no wait; a busy one turns a queue of commits into one.
+service adds no wait; a busy one turns a queue of commits into one. A batch
+that fails is run again job by job, so one caller's error is only theirs.
 """
 
 from __future__ import annotations
@@ -63,6 +64,20 @@ class Batcher:
         self._lead()
         return job.outcome()
 
+    def _run_apart_on_failure(self, batch: list[Job]) -> None:
+        """Run the batch; if it fails, run each job alone, so one's failure is not all's."""
+        try:
+            self._run(batch)
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].error = exc
+                return
+            for job in batch:
+                try:
+                    self._run([job])
+                except Exception as alone:  # noqa: BLE001 - handed to that job's caller
+                    job.error = alone
+
     def _lead(self) -> None:
         with self._lock:
             batch = [self._queue.popleft()]
@@ -71,10 +86,10 @@ class Batcher:
                 size += len(self._queue[0].items)
                 batch.append(self._queue.popleft())
         try:
-            self._run(batch)
+            self._run_apart_on_failure(batch)
         except BaseException as exc:  # noqa: BLE001 - every waiter must hear of it
             for job in batch:
-                if not job.finished and job.error is None:
+                if job.error is None:
                     job.error = exc
         finally:
             with self._lock:

@@ -50,7 +50,7 @@ from guard.identity import (
     reference,
     source_ref,
 )
-from guard.ledger import delete_touch, upsert_touch, utc
+from guard.ledger import delete_touch, new_touch_row, upsert_touch
 from policies.model import (
     CATEGORIES,
     CHANNELS,
@@ -845,14 +845,8 @@ class _Store:
             return
         # A touch the ledger has never seen: the row upsert_touch would insert, written
         # with the batch's other new rows.
-        fields = event.fields
-        self._pending["ledger"].append({
-            "id": "tch_" + secrets.token_hex(10), "record_key": key, "created_at": self.now,
-            "person_id": person_id, "at": utc(parse_datetime(fields["at"])),
-            "channel": fields["channel"], "purpose": fields["purpose"],
-            "sender": fields["sender"], "campaign": fields.get("campaign"),
-            "template": fields.get("template"), "product": fields.get("product"),
-            "verdict": "allow", "committed": True, "source": event.evidence.to_dict()})
+        self._pending["ledger"].append(
+            new_touch_row(person_id, key, event.evidence, event.fields, self.now))
         self._touch_keys.add(key)
 
     def _campaign(self, event: Event) -> None:

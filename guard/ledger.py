@@ -254,10 +254,9 @@ def entries(rows: Iterable, since: datetime) -> list[LedgerEntry]:
     return found
 
 
-def upsert_touch(conn: Connection, person_id: str, key: str, source: Evidence,
-                 fields: Mapping[str, Any], now: datetime) -> None:
-    """Record (or update) a contact another system reported."""
-    values = {
+def touch_values(person_id: str, source: Evidence, fields: Mapping[str, Any]) -> dict:
+    """Return the ledger values of a contact another system reported (counted, allowed)."""
+    return {
         "person_id": person_id,
         "at": utc(parse_datetime(fields["at"])),
         "channel": fields["channel"],
@@ -270,10 +269,23 @@ def upsert_touch(conn: Connection, person_id: str, key: str, source: Evidence,
         "committed": True,
         "source": source.to_dict(),
     }
+
+
+def new_touch_row(person_id: str, key: str, source: Evidence, fields: Mapping[str, Any],
+                  now: datetime) -> dict:
+    """Return the whole ledger row of a reported contact not in the ledger yet."""
+    return {"id": "tch_" + secrets.token_hex(10), "record_key": key, "created_at": now,
+            **touch_values(person_id, source, fields)}
+
+
+def upsert_touch(conn: Connection, person_id: str, key: str, source: Evidence,
+                 fields: Mapping[str, Any], now: datetime) -> None:
+    """Record (or update) a contact another system reported."""
+    values = touch_values(person_id, source, fields)
     updated = conn.execute(sa.update(ledger).where(ledger.c.record_key == key).values(**values))
     if not updated.rowcount:
-        conn.execute(sa.insert(ledger).values(id="tch_" + secrets.token_hex(10),
-                                              record_key=key, created_at=now, **values))
+        conn.execute(sa.insert(ledger).values(new_touch_row(person_id, key, source, fields,
+                                                            now)))
 
 
 def delete_touch(conn: Connection, key: str) -> None:

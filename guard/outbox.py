@@ -286,24 +286,11 @@ class Outbox:
                             ).rowcount == 1
 
     def _settle_jobs(self, jobs: list[Job]) -> None:
-        """Settle the rows of concurrent callers in one transaction.
-
-        If it fails, each job is settled again on its own, so one caller's
-        failure is not every caller's.
-        """
-        try:
-            with self.engine.begin() as conn:
-                for job in jobs:
-                    job.result = [self._settle_in(conn, claim, states, **values)
-                                  for claim, states, values in job.items]
-        except Exception:
-            if len(jobs) == 1:
-                raise
+        """Settle the rows of concurrent callers in one transaction."""
+        with self.engine.begin() as conn:
             for job in jobs:
-                try:
-                    self._settle_jobs([job])
-                except Exception as exc:  # noqa: BLE001 - handed to that job's caller
-                    job.error = exc
+                job.result = [self._settle_in(conn, claim, states, **values)
+                              for claim, states, values in job.items]
 
     def checked(self, claim: Claim, decision_ids: Sequence[str]) -> Claim:
         """Record that the release check allowed the row."""

@@ -247,31 +247,18 @@ class Guard:
             yield from self._screen_batch(template, batch, commit)
 
     def _run_jobs(self, jobs: list[Job]) -> None:
-        """Decide every item of ``jobs`` in one transaction, then run their hooks.
-
-        If the batch fails, each job is run again on its own, so one caller's
-        failure (a hook's error, a lost lock) is not every caller's.
-        """
+        """Decide every item of ``jobs`` in one transaction, then run their hooks."""
         items = [item for job in jobs for item in job.items]
-        try:
-            with self.engine.begin() as conn:
-                if len(items) == 1:
-                    self._decide_one(conn, items[0])
-                elif items:
-                    self._decide_many(conn, items)
-                for job in jobs:
-                    for item in job.items:
-                        job.result[item.index] = item.outcome
-                    if job.then is not None:
-                        job.then(conn, job.result)
-        except Exception:
-            if len(jobs) == 1:
-                raise
+        with self.engine.begin() as conn:
+            if len(items) == 1:
+                self._decide_one(conn, items[0])
+            elif items:
+                self._decide_many(conn, items)
             for job in jobs:
-                try:
-                    self._run_jobs([job])
-                except Exception as exc:  # noqa: BLE001 - handed to that job's caller
-                    job.error = exc
+                for item in job.items:
+                    job.result[item.index] = item.outcome
+                if job.then is not None:
+                    job.then(conn, job.result)
 
     def _decide_one(self, conn: Connection, item: _Item) -> None:
         """Decide one item with the single-check queries (fewest round trips)."""
