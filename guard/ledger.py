@@ -85,7 +85,9 @@ def record_many(conn: Connection, decided: list[tuple[Decision, Attempt]], *,
     if not insert.positional:
         names = insert.names
         rows = [dict(zip(names, row, strict=True)) for row in rows]
-    conn.exec_driver_sql(insert.sql, rows)
+    # One row as a plain execute: psycopg runs executemany through pipeline mode, an
+    # extra sync round trip that a single check would pay every time.
+    conn.exec_driver_sql(insert.sql, rows[0] if len(rows) == 1 else rows)
 
 
 # What json.dumps writes for a text or None value (its own encoder, ensure_ascii).
