@@ -133,15 +133,20 @@ def test_mail_rows_commit_with_their_decisions(real, guard, upstream):
     assert all(guard.decision(i)["committed"] for i in ids)
 
 
+def _hold_for_recheck(box: Outbox, key: str, purpose_a: str, purpose_b: str) -> str:
+    """Hold a mail to A and B whose release re-checks each with the given purpose."""
+    return box.hold(Item(
+        "sendgrid", "mail", mail({"to": [{"email": A}]}), key,
+        recipients=[A, B], defaults={"sender": "oem"}, needs_check=True,
+        checks=[{"channel": "email", "to": A, "purpose": purpose_a},
+                {"channel": "email", "to": B, "purpose": purpose_b}]))
+
+
 def test_a_recheck_with_one_bad_check_stores_no_decision_and_drops_the_row(make_app, guard,
                                                                           upstream):
     app = make_app(guard)
     box: Outbox = app.extensions["guard.outbox"]
-    row_id = box.hold(Item(
-        "sendgrid", "mail", mail({"to": [{"email": A}]}), "k-bad",
-        recipients=[A, B], defaults={"sender": "oem"}, needs_check=True,
-        checks=[{"channel": "email", "to": A, "purpose": "newsletter"},
-                {"channel": "email", "to": B, "purpose": "bogus"}]))
+    row_id = _hold_for_recheck(box, "k-bad", "newsletter", "bogus")
     worker.release_due(app)
     row = box.get(row_id)
     assert row["status"] == "dropped"
@@ -153,11 +158,7 @@ def test_a_recheck_with_one_bad_check_stores_no_decision_and_drops_the_row(make_
 def test_a_recheck_settles_the_row_with_its_decisions(make_app, guard, upstream):
     app = make_app(guard)
     box: Outbox = app.extensions["guard.outbox"]
-    row_id = box.hold(Item(
-        "sendgrid", "mail", mail({"to": [{"email": A}]}), "k-good",
-        recipients=[A, B], defaults={"sender": "oem"}, needs_check=True,
-        checks=[{"channel": "email", "to": A, "purpose": "transactional"},
-                {"channel": "email", "to": B, "purpose": "transactional"}]))
+    row_id = _hold_for_recheck(box, "k-good", "transactional", "transactional")
     worker.release_due(app)
     row = box.get(row_id)
     assert row["status"] == "sent"
