@@ -156,7 +156,7 @@ def _rss_kib(pid: int) -> int:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1])
     except OSError:
-        pass
+        pass  # the process ended between listing and reading: it holds nothing now
     return 0
 
 

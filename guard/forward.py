@@ -147,11 +147,11 @@ class _OneWrite:
 
 
 class _Connection(_OneWrite, urllib3.connection.HTTPConnection):
-    pass
+    """An HTTP connection that sends a request's head and body in one write."""
 
 
 class _TLSConnection(_OneWrite, urllib3.connection.HTTPSConnection):
-    pass
+    """An HTTPS connection that sends a request's head and body in one write."""
 
 
 class _Pool(urllib3.connectionpool.HTTPConnectionPool):

@@ -184,7 +184,7 @@ class _Texts:
                 return _join(parts, [decision.decision_id, decision.verdict, decision.person,
                                      decision.policy_version])
             except TypeError:
-                pass
+                pass  # a value the template cannot splice (not text): encode it in full
         return self.dumps(decision.to_dict())
 
 

@@ -292,23 +292,12 @@ class Outbox:
                 job.result = [self._settle_in(conn, claim, states, **values)
                               for claim, states, values in job.items]
 
-    def checked(self, claim: Claim, decision_ids: Sequence[str]) -> Claim:
-        """Record that the release check allowed the row."""
-        with self.engine.begin() as conn:
-            return self.checked_in(conn, claim, decision_ids)
-
     def checked_in(self, conn: Connection, claim: Claim, decision_ids: Sequence[str]) -> Claim:
         """Record in the caller's transaction that the release check allowed the row."""
         ids = [*claim.decision_ids, *decision_ids]
         self._settle_in(conn, claim, (CLAIMED,), needs_check=False, decision_ids=ids)
         return Claim(claim.id, claim.token, claim.provider, claim.resource, claim.payload,
                      claim.checks, claim.defaults, False, claim.tries, tuple(ids))
-
-    def defer_again(self, claim: Claim, not_before: datetime,
-                    decision_ids: Sequence[str]) -> bool:
-        """Put a claimed row back to wait until ``not_before`` (still to be checked)."""
-        with self.engine.begin() as conn:
-            return self.defer_again_in(conn, claim, not_before, decision_ids)
 
     def defer_again_in(self, conn: Connection, claim: Claim, not_before: datetime,
                        decision_ids: Sequence[str]) -> bool:

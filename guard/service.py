@@ -249,6 +249,8 @@ class Guard:
     def _run_jobs(self, jobs: list[Job]) -> None:
         """Decide every item of ``jobs`` in one transaction, then run their hooks."""
         items = [item for job in jobs for item in job.items]
+        if not items and all(job.then is None for job in jobs):
+            return  # every attempt was invalid: nothing to read, write or lock
         with self.engine.begin() as conn:
             if len(items) == 1:
                 self._decide_one(conn, items[0])

@@ -48,7 +48,7 @@ def parse_datetime(value: Any) -> datetime | None:
         try:
             dt = datetime.fromisoformat(value)
         except ValueError:
-            pass
+            pass  # not canonical: the lenient parse below decides
         else:
             return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
     if value is None or value == "":
@@ -73,7 +73,7 @@ def parse_date(value: Any) -> date | None:
         try:
             return date.fromisoformat(value)
         except ValueError:
-            pass
+            pass  # not canonical: the lenient parse below decides
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
