@@ -85,9 +85,12 @@ def measure(size) -> list[Figure]:
 
 
 def _guard(engine, policy):
+    from guard import freeze_start_up_heap
     from guard.service import Guard
 
-    return Guard(engine, policy, clock=lambda: EPOCH)
+    guard = Guard(engine, policy, clock=lambda: EPOCH)
+    freeze_start_up_heap()  # as create_app does in every served process
+    return guard
 
 
 def checks_per_second(guard, people: int, count: int, *, commit: bool = True,

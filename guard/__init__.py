@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,7 +24,26 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     _init_store(app)
     for name in AREAS:
         importlib.import_module(f"guard.{name}").init_app(app)
+    freeze_start_up_heap()
     return app
+
+
+_frozen = threading.Event()
+
+
+def freeze_start_up_heap() -> None:
+    """Move the objects start-up built out of the collector's reach, once per process."""
+    # The policy, SQLAlchemy, Flask and the modules are some 100,000 objects that live as
+    # long as the process, and every full collection walked them all: under gunicorn that
+    # stalled a worker for 110-220 ms mid-load (one per worker in 30 s at 200 checks/s),
+    # the p99 of /v1/check. Frozen, a full pass walks only what requests left behind.
+    # Once per process: one that builds many apps (the tests) pins only the first one's,
+    # after collecting its garbage (~0.2 s) so that none of it is pinned.
+    if _frozen.is_set():
+        return
+    _frozen.set()
+    gc.collect()
+    gc.freeze()
 
 
 def _init_store(app: Flask) -> None:

@@ -60,7 +60,7 @@ def record_many(conn: Connection, decided: list[tuple[Decision, Attempt]], *,
     if not decided:
         return
     insert = _raw_insert(conn.dialect)
-    texts = _Texts(insert.dumps, alike=len(decided) > 1)
+    texts = _Texts(insert.dumps)
     attempt_json, decision_json = texts.attempt, texts.decision
     stamps: dict[datetime, Any] = {}
 
@@ -131,7 +131,8 @@ def _join(parts: tuple[str, ...] | list[str], values: list[Any]) -> str:
     return "".join(out)
 
 
-_ATTEMPT_REST = attrgetter(*(f.name for f in fields(Attempt) if f.name != "to"))
+_ATTEMPT_SLOTS = ("channel", "to", "purpose", "sender", "campaign", "template", "product", "at")
+_ATTEMPT_REST = attrgetter("channel", "purpose", "sender", "campaign", "template", "product")
 _DECISION_SLOTS = ("decision_id", "verdict", "person", "policy_version")
 _DECISION_REST = attrgetter(*(f.name for f in fields(Decision) if f.name not in _DECISION_SLOTS))
 _DECISION_DEFAULTS = _DECISION_REST(Decision("", None))
@@ -142,39 +143,52 @@ def _plain_decision() -> tuple[str, ...] | None:
     return _split(Decision("", None).to_dict(), _DECISION_SLOTS)
 
 
+@lru_cache(maxsize=1)
+def _attempt_text() -> tuple[str, ...] | None:
+    data = Attempt("", "", "", "", datetime(2000, 1, 1, tzinfo=UTC)).to_dict()
+    if tuple(data) != _ATTEMPT_SLOTS:
+        return None  # Attempt.to_dict changed its keys: encode every attempt whole
+    return _split(data, _ATTEMPT_SLOTS)
+
+
 class _Texts:
     """The JSON text of a batch's attempts and decisions, as ``dumps(x.to_dict())``.
 
-    A batch's attempts differ in little but the recipient, and most of its
-    decisions are allows without findings that differ only in id and person: the
-    rest of their text is encoded once per batch and only those values per row
-    (about 10 µs less per row). Anything else, or a serializer other than json.dumps,
-    is encoded whole.
+    A batch's attempts differ in little but the recipient (and, for timed
+    checks, the time), and most of its decisions are allows without findings
+    that differ only in id and person: the rest of their text is encoded once
+    per batch and only those values per row (about 10 µs less per row). Anything
+    else, or a serializer other than json.dumps, is encoded whole.
     """
 
-    def __init__(self, dumps: Callable[[Any], str], *, alike: bool = True) -> None:
+    def __init__(self, dumps: Callable[[Any], str]) -> None:
         self.dumps = dumps
-        self.templated = dumps is json.dumps
-        # One attempt alone gains nothing: splitting its text would cost a second encoding.
-        self.alike = alike and self.templated
-        self.attempts: dict[tuple, tuple[str, ...] | None] = {}
-        self.plain_decision = _plain_decision() if self.templated else None
+        templated = dumps is json.dumps
+        # Per distinct rest of an attempt: its text before the recipient, between the
+        # recipient and the time, and after the time.
+        self.attempts: dict[tuple, tuple[str, str, str]] = {}
+        self.attempt_parts = _attempt_text() if templated else None
+        self.plain_decision = _plain_decision() if templated else None
 
     def attempt(self, attempt: Attempt) -> str:
-        at = attempt.at
-        if self.alike and type(at) is datetime and type(attempt.to) is str:
+        at, to = attempt.at, attempt.to
+        if self.attempt_parts is not None and type(at) is datetime and type(to) is str:
             rest = _ATTEMPT_REST(attempt)
-            # Equal times in other offsets (or folds) are equal keys but other text.
-            key = (*rest, at.utcoffset())
-            parts = self.attempts.get(key, False)
-            if parts is False:
-                # Only text and None: values of other types can be equal and read apart
-                # (1, 1.0, True).
-                plain = all(type(v) is str or v is None or v is at for v in rest)
-                parts = self.attempts[key] = \
-                    _split(attempt.to_dict(), ("to",)) if plain else None
+            parts = self.attempts.get(rest)
+            # Only text and None: values of other types can be equal and read apart
+            # (1, 1.0, True), so they are neither keys nor spliced.
+            if parts is None and all(type(v) is str or v is None for v in rest):
+                p = self.attempt_parts
+                channel, purpose, sender, campaign, template, product = map(_json_value, rest)
+                parts = self.attempts[rest] = (
+                    p[0] + channel + p[1],
+                    "".join((p[2], purpose, p[3], sender, p[4], campaign, p[5], template, p[6],
+                             product, p[7])),
+                    p[8])
             if parts is not None:
-                return parts[0] + encode_basestring_ascii(attempt.to) + parts[1]
+                # What to_dict writes: the time's isoformat, encoded as json.dumps would.
+                return "".join((parts[0], encode_basestring_ascii(to), parts[1],
+                                encode_basestring_ascii(at.isoformat()), parts[2]))
         return self.dumps(attempt.to_dict())
 
     def decision(self, decision: Decision) -> str:

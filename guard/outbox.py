@@ -22,14 +22,26 @@ safely resent: when its lease runs out it becomes ``unknown`` for a human,
 never sent again. A crash *before* ``sending`` (claimed, not yet sent)
 loses nothing: the row is simply claimable again. ``idempotency_key`` is
 unique per recipient per message, so the same message is never queued twice.
+
+Settling a delivered send (``sending`` → ``sent``) may wait until the
+caller has had its answer (``finish(..., defer=True)``, then
+``settle_deferred`` once the response is out): it is off the request's
+latency, and the sends that finish together still share one transaction.
+Only a delivered send waits, so a crash before its settle lands leaves a
+``sending`` row, which becomes ``unknown`` (never sent again), exactly as a
+crash between the provider's answer and a synchronous settle does; a failure
+to retry or a rejection is always settled before ``finish`` returns. Reads
+through the outbox write the pending settles of their process first.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
 import secrets
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -43,6 +55,8 @@ from sqlalchemy.engine import Connection, Engine
 from guard.batching import Batcher, Job
 from guard.db import metadata
 from guard.forward import FAILED, REJECTED, SENT, Outcome
+
+log = logging.getLogger(__name__)
 
 HELD, CLAIMED, SENDING = "held", "claimed", "sending"
 DONE_SENT, DONE_REJECTED, DROPPED, UNKNOWN = "sent", "rejected", "dropped", "unknown"
@@ -97,6 +111,58 @@ def _settle_statement(from_status: tuple[str, ...]) -> sa.Update:
 
 _SETTLE = {states: _settle_statement(states)
            for states in ((CLAIMED,), (SENDING, UNKNOWN))}
+
+
+class _Compiled:
+    """One statement compiled for a dialect once, then run through the driver.
+
+    ``Connection.execute`` spends most of a one-row insert or update on building
+    the execution context (cache lookup, parameter processing, result set-up);
+    here the SQL text, the order of its parameters and each parameter's type
+    conversion (JSON, timestamps, booleans) are SQLAlchemy's own, worked out
+    once, and each call only converts the values and hands them to the driver.
+    """
+
+    def __init__(self, statement: sa.ClauseElement, dialect, column_keys=None):
+        compiled = statement.compile(dialect=dialect, column_keys=column_keys)
+        self.sql = compiled.string
+        by_name = {name: bind for bind, name in compiled.bind_names.items()}
+        names = list(compiled.positiontup) if dialect.positional else list(by_name)
+        self.positional = dialect.positional
+        self.names = names
+        self.convert = {}
+        self.fixed = {}
+        for name in names:
+            bind = by_name[name]
+            self.convert[name] = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if not bind.required:
+                # A literal of the statement itself (``status = 'sending'``).
+                self.fixed[name] = bind.effective_value
+
+    def run(self, conn: Connection, values: Mapping[str, Any]):
+        """Execute with ``values`` (the statement's own literals filled in)."""
+        converted = {}
+        for name in self.names:
+            value = values[name] if name in values else self.fixed[name]
+            convert = self.convert[name]
+            # None goes through the conversion too, as in SQLAlchemy (JSON makes it 'null').
+            converted[name] = convert(value) if convert is not None else value
+        if self.positional:
+            return conn.exec_driver_sql(self.sql, tuple(converted[n] for n in self.names))
+        return conn.exec_driver_sql(self.sql, converted)
+
+
+_compiled: dict[tuple, _Compiled] = {}
+
+
+def _run(conn: Connection, key: tuple, statement: sa.ClauseElement, values: Mapping[str, Any],
+         column_keys=None):
+    """Run ``statement`` through its compiled form for ``conn``'s dialect, made on first use."""
+    dialect = conn.dialect
+    compiled = _compiled.get((dialect.name, *key))
+    if compiled is None:
+        compiled = _compiled[(dialect.name, *key)] = _Compiled(statement, dialect, column_keys)
+    return compiled.run(conn, values)
 
 
 def idempotency_key(message_key: str, *parts: Any) -> str:
@@ -177,6 +243,7 @@ class Outbox:
         self.retry_base = retry_base
         self.retry_max = retry_max
         self._settler = Batcher(self._settle_jobs)
+        self._later = _Deferred(self)
 
     def _now(self) -> datetime:
         return _utc(self.clock())
@@ -197,7 +264,7 @@ class Outbox:
 
     def _insert(self, conn: Connection, item: Item, status: str, token: str | None) -> str | None:
         row = self._row(item, status, token)
-        return conn.execute(_INSERT[conn.dialect.name], row).scalar()
+        return _run(conn, ("insert",), _INSERT[conn.dialect.name], row).scalar()
 
     def hold(self, item: Item) -> str | None:
         """Queue ``item`` until its ``not_before``; None if its key was queued before."""
@@ -281,9 +348,10 @@ class Outbox:
     def _settle_in(self, conn: Connection, claim: Claim, from_status: tuple[str, ...],
                    **values) -> bool:
         values.setdefault("updated_at", self._now())
-        return conn.execute(_SETTLE[from_status],
-                            {**values, "row_id": claim.id, "token": claim.token}
-                            ).rowcount == 1
+        keys = tuple(sorted(values))
+        return _run(conn, ("settle", from_status, keys), _SETTLE[from_status],
+                    {**values, "row_id": claim.id, "token": claim.token},
+                    column_keys=keys).rowcount == 1
 
     def _settle_jobs(self, jobs: list[Job]) -> None:
         """Settle the rows of concurrent callers in one transaction."""
@@ -321,8 +389,12 @@ class Outbox:
         """Commit that the provider is about to be called; False if the claim was lost."""
         return self._settle(claim, (CLAIMED,), status=SENDING, claimed_at=self._now())
 
-    def finish(self, claim: Claim, outcome: Outcome) -> str:
-        """Record how a send ended and return the row's new status."""
+    def finish(self, claim: Claim, outcome: Outcome, *, defer: bool = False) -> str:
+        """Record how a send ended and return the row's new status.
+
+        With ``defer``, a delivered send is settled by ``settle_deferred`` (see the
+        module's docstring); any other outcome is settled before returning.
+        """
         reply = outcome.reply
         values: dict[str, Any] = {
             "response_status": reply.status if reply else None,
@@ -340,9 +412,20 @@ class Outbox:
                           not_before=self._now() + self._backoff(claim.tries, outcome))
         else:
             status = UNKNOWN
+        if defer and status == DONE_SENT:
+            self._later.add(claim, {**values, "status": status, "updated_at": self._now()})
+            return status
         # A slow sender whose row was already marked unknown still reports what it learnt.
         self._settle(claim, (SENDING, UNKNOWN), status=status, **values)
         return status
+
+    def settle_deferred(self) -> None:
+        """Write the settles ``finish`` deferred (call it once the response is sent)."""
+        self._later.write()
+
+    def flush(self) -> None:
+        """Write every deferred settle of this process, waiting for those under way."""
+        self._later.flush()
 
     def _backoff(self, tries: int, outcome: Outcome) -> timedelta:
         delay = min(self.retry_base * (2 ** min(tries, 20)), self.retry_max)
@@ -353,6 +436,7 @@ class Outbox:
 
     def recover_stale(self) -> dict[str, int]:
         """Free claims whose worker died: unsent ones are due again, sending ones unknown."""
+        self.flush()
         now = self._now()
         cutoff = now - self.lease
         with self.engine.begin() as conn:
@@ -372,12 +456,14 @@ class Outbox:
 
     def get(self, row_id: str) -> dict | None:
         """Return one row as a dict, or None."""
+        self.flush()
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(outbox).where(outbox.c.id == row_id)).first()
         return _as_dict(row) if row else None
 
     def rows(self, status: str | None = None, limit: int = 100) -> list[dict]:
         """List rows, newest first, optionally of one status."""
+        self.flush()
         query = sa.select(outbox).order_by(outbox.c.created_at.desc(), outbox.c.id).limit(limit)
         if status:
             query = query.where(outbox.c.status == status)
@@ -386,6 +472,7 @@ class Outbox:
 
     def counts(self) -> dict[str, int]:
         """Count rows per status."""
+        self.flush()
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status))
@@ -393,6 +480,7 @@ class Outbox:
 
     def retry(self, row_id: str) -> bool:
         """Send an unknown or rejected row again (a human checked it was not delivered)."""
+        self.flush()
         now = self._now()
         with self.engine.begin() as conn:
             return conn.execute(
@@ -405,12 +493,55 @@ class Outbox:
 
     def mark_sent(self, row_id: str) -> bool:
         """Settle an unknown row as sent (a human found it at the provider)."""
+        self.flush()
         with self.engine.begin() as conn:
             return conn.execute(
                 outbox.update()
                 .where(outbox.c.id == row_id, outbox.c.status == UNKNOWN)
                 .values(status=DONE_SENT, updated_at=self._now())
             ).rowcount == 1
+
+
+class _Deferred:
+    """Delivered sends whose settle waits until their response has gone out."""
+
+    def __init__(self, box: Outbox):
+        self._box = box
+        self._lock = threading.Condition()
+        self._pending: list[tuple[Claim, dict]] = []
+        self._writing = 0
+
+    def add(self, claim: Claim, values: dict) -> None:
+        with self._lock:
+            self._pending.append((claim, values))
+
+    def write(self) -> None:
+        """Write every settle pending now, in one group commit with concurrent ones."""
+        with self._lock:
+            batch, self._pending = self._pending, []
+            if not batch:
+                return
+            self._writing += 1
+        try:
+            self._box._settler.submit(Job([(claim, (SENDING, UNKNOWN), values)
+                                           for claim, values in batch]))
+        except Exception:  # noqa: BLE001 - the send went out; its row must not fail the caller
+            log.exception("outbox: could not record %d delivered sends; they stay 'sending' "
+                          "and become 'unknown' when their lease ends", len(batch))
+        finally:
+            with self._lock:
+                self._writing -= 1
+                self._lock.notify_all()
+
+    def flush(self) -> None:
+        """Write what is pending and wait for the writes other threads have under way."""
+        while True:
+            self.write()
+            with self._lock:
+                while self._writing and not self._pending:
+                    self._lock.wait()
+                if not self._pending and not self._writing:
+                    return
 
 
 def _as_dict(row) -> dict:

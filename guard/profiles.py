@@ -2,7 +2,8 @@
 
 The profile is what ``check`` reads on the hot path: one row, in
 ``Profile.to_dict`` shape, rebuilt once per ingested batch for every person
-the batch touched, together with the flags shown in the CRM. ``rebuild``
+the batch touched (or once per run of batches in one transaction, see
+``events.Deferred``), together with the flags shown in the CRM. ``rebuild``
 works in chunks of people: a few IN-queries read their records, accounts and
 bare consents, the profiles are built in memory and written with one
 executemany; ``build_profile`` reads one person alone and builds the same.
@@ -29,6 +30,7 @@ from policies.model import (
     Profile,
     Purchase,
     Service,
+    parse_date,
 )
 
 PERSON_FIELDS = ("name", "stage", "owner", "timezone", "preferred_channel", "contact_hours",
@@ -49,6 +51,8 @@ _FACT_FIELDS = {
     "service": ("asset", "at", "mileage", "next_due", "next_due_mileage"),
     "invoice": ("number", "sent_at", "due", "paid_at", "amount"),
 }
+# The profile's fact lists in Profile.to_dict's order.
+_FACT_LISTS = ("purchases", "contracts", "consents", "cases", "services", "invoices")
 
 
 def evidence_of(row: Mapping) -> Evidence:
@@ -145,52 +149,75 @@ def _assemble(person_id: str, own: list, account_entry: tuple | None, bare: list
     consents across the people of one rebuild (they are immutable), so an
     account's deals are decoded once, not once per member.
     """
+    return _assemble_dict(person_id, own, account_entry, bare, erased=erased,
+                          shared=shared)[0]
+
+
+def _assemble_dict(person_id: str, own: list, account_entry: tuple | None, bare: list, *,
+                   erased: bool = False, shared: dict | None = None
+                   ) -> tuple[Profile, dict]:
+    """Return the profile ``_assemble`` builds and its ``to_dict()``, made together.
+
+    The stored dict reuses what the people of one rebuild share: an account's
+    facts are turned into dicts once, not once per member.
+    """
     shared = {} if shared is None else shared
-    person_rows = [r for r in own if r["type"] == "person"]
     fields: dict[str, Any] = {}
     field_sources: dict[str, Evidence] = {}
     emails: list[str] = []
     phones: list[str] = []
     crm_ids: dict[str, str] = {}
-    for row in person_rows:
-        payload = row["payload"]
-        for name in PERSON_FIELDS:
-            if payload.get(name) is not None:
-                fields[name] = payload[name]
-                field_sources[name] = evidence_of(row)
-        for email in payload.get("emails") or ():
-            if email not in emails:
-                emails.append(email)
-        for phone in payload.get("phones") or ():
-            if phone not in phones:
-                phones.append(phone)
-        for system, record_id in (payload.get("crm_ids") or {}).items():
-            crm_ids.setdefault(system, record_id)
-    facts: dict[str, list] = {name: [] for name, _ in _FACTS.values()}
+    # (sort key, fact, its dict) by profile list; sorted stably by the key alone below.
+    facts: dict[str, list] = {name: [] for name in _FACT_LISTS}
+    # Every source cited, first of each in order: (evidence, its dict) by (system, type,
+    # id), which Evidence equality compares; a tuple hashes faster than the dataclass.
+    cited: dict[tuple, tuple[Evidence, dict]] = {}
+    source_dicts: dict[str, dict] = {}
     for row in own:
-        if row["type"] in _FACTS:
+        kind = row["type"]
+        key = (row["source_system"], row["source_type"] or kind, row["source_id"])
+        found = cited.get(key)
+        if found is None:
+            found = cited[key] = (Evidence(*key),
+                                  {"system": key[0], "type": key[1], "id": key[2]})
+        if kind == "person":
+            payload = row["payload"]
+            for name in PERSON_FIELDS:
+                if payload.get(name) is not None:
+                    fields[name] = payload[name]
+                    field_sources[name] = found[0]
+                    source_dicts[name] = found[1]
+            for email in payload.get("emails") or ():
+                if email not in emails:
+                    emails.append(email)
+            for phone in payload.get("phones") or ():
+                if phone not in phones:
+                    phones.append(phone)
+            for system, record_id in (payload.get("crm_ids") or {}).items():
+                crm_ids.setdefault(system, record_id)
+        elif kind in _FACTS:
             name, fact = _fact(row, via_account=False)
-            facts[name].append(fact)
+            facts[name].append((_sort_key(fact), fact, None))
     account = None
-    account_rows: list = []
+    account_facts: list = []
     if account_entry is not None:
-        account, every_fact = account_entry
+        account = account_entry[0]
         # The account's own facts, and those a colleague's record also files under the
         # account (a CRM deal names both the buyer and the company); the person's own
         # records are already among their own facts.
-        account_rows = [r for r in every_fact if r["person_id"] != person_id]
-        for row in account_rows:
-            name, fact, _ = _shared_fact(shared, row, via_account=True)
-            facts[name].append(fact)
-    for row in bare:
-        name, fact, _ = _shared_fact(shared, row, via_account=False)
-        facts[name].append(fact)
-    # Evidence is hashable: a dict keeps the first of each in order.
-    sources = list(dict.fromkeys([
-        *(evidence_of(row) for row in own),
-        *(_shared_fact(shared, row, via_account=True)[2] for row in account_rows),
-        *(_shared_fact(shared, row, via_account=False)[2] for row in bare)]))
-    return Profile(
+        account_facts = [entry for row, entry in _shared_account(shared, account_entry)
+                         if row["person_id"] != person_id]
+    bare_facts = [_shared_fact(shared, row, via_account=False) for row in bare]
+    for entries in (account_facts, bare_facts):
+        for name, fact, key, as_dict, cite, evidence in entries:
+            facts[name].append((key, fact, as_dict))
+            if cite not in cited:
+                cited[cite] = evidence
+    sources = [evidence for evidence, _ in cited.values()]
+    ordered = {name: sorted(items, key=_first) if len(items) > 1 else items
+               for name, items in facts.items()}
+    values = _person_values(fields)
+    profile = Profile(
         id=person_id,
         emails=tuple(emails),
         phones=tuple(phones),
@@ -199,19 +226,69 @@ def _assemble(person_id: str, own: list, account_entry: tuple | None, bare: list
         field_sources=field_sources,
         sources=tuple(sources),
         erased=erased,
-        **{name: tuple(sorted(items, key=_sort_key)) for name, items in facts.items()},
-        **_person_values(fields),
+        **{name: tuple([item[1] for item in items]) for name, items in ordered.items()},
+        **values,
     )
+    # Profile.to_dict's keys in its order (a test holds the two equal).
+    data: dict[str, Any] = {
+        "id": person_id,
+        "emails": list(emails),
+        "phones": list(phones),
+        "crm_ids": dict(crm_ids),
+        **{name: values[name] for name in PERSON_FIELDS},
+        "do_not_market_until": _iso(values["do_not_market_until"]),
+        "account": _account_dict(shared, account) if account else None,
+    }
+    for name in _FACT_LISTS:
+        data[name] = [item[2] if item[2] is not None else item[1].to_dict()
+                      for item in ordered[name]]
+    data["field_sources"] = source_dicts
+    data["sources"] = [cite for _, cite in cited.values()]
+    data["erased"] = erased
+    return profile, data
 
 
-def _shared_fact(shared: dict, row: Mapping, *, via_account: bool) -> tuple[str, Any, Evidence]:
-    """Return (profile list, fact, evidence) of a row other people's profiles hold too."""
+def _first(item: tuple) -> Any:
+    return item[0]
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if value is not None else None
+
+
+def _account_dict(shared: dict, account: Account) -> dict:
+    key = ("account", id(account))
+    found = shared.get(key)
+    if found is None or found[0] is not account:
+        found = shared[key] = (account, account.to_dict())
+    return found[1]
+
+
+def _shared_fact(shared: dict, row: Mapping, *, via_account: bool) -> tuple:
+    """Return what profiles take from a row people share, made once.
+
+    That is (profile list, fact, sort key, fact dict, citation key, (evidence,
+    evidence dict)).
+    """
     key = (row["id"], via_account)
     found = shared.get(key)
     if found is None:
         name, fact = _fact(row, via_account=via_account)
-        found = shared[key] = (name, fact, evidence_of(row))
+        evidence = evidence_of(row)
+        found = shared[key] = (name, fact, _sort_key(fact), fact.to_dict(),
+                               (evidence.system, evidence.type, evidence.id),
+                               (evidence, evidence.to_dict()))
     return found
+
+
+def _shared_account(shared: dict, account_entry: tuple) -> list:
+    """Return (row, shared fact) for each fact row of an account entry, made once."""
+    key = ("rows", id(account_entry))
+    found = shared.get(key)
+    if found is None or found[0] is not account_entry:
+        found = shared[key] = (account_entry, [
+            (row, _shared_fact(shared, row, via_account=True)) for row in account_entry[1]])
+    return found[1]
 
 
 def _account_records(conn: Connection, account_id: str) -> tuple[Account | None, list]:
@@ -237,8 +314,10 @@ def _accounts_records(conn: Connection, account_ids: Sequence[str]
 
 
 def _person_values(fields: Mapping[str, Any]) -> dict[str, Any]:
-    data = Profile.from_dict({"id": None, **fields})
-    return {name: getattr(data, name) for name in PERSON_FIELDS}
+    # What Profile.from_dict makes of these fields: every one as given but the date.
+    values = {name: fields.get(name) for name in PERSON_FIELDS}
+    values["do_not_market_until"] = parse_date(values["do_not_market_until"])
+    return values
 
 
 def stated_identities(conn: Connection, person_id: str) -> set[tuple[str, str]]:
@@ -306,6 +385,20 @@ _UPDATE_PROFILE_FLAGS = sa.update(people).where(people.c.id == sa.bindparam("b_i
     flags_hash=sa.bindparam("b_hash"))
 
 
+def _drop_unstated(conn: Connection, live: list[str], own: Mapping[str, list]) -> None:
+    have: dict[str, set] = {pid: set() for pid in live}
+    for pid, kind, value in conn.execute(_IDENTITIES, {"ids": live}).all():
+        have[pid].add((kind, value))
+    # A record that no longer states an address (or was retracted) no longer
+    # identifies the person by it.
+    gone = []
+    for pid in live:
+        wanted = _stated(r for r in own[pid] if r["type"] == "person")
+        gone += [{"b_kind": kind, "b_value": value} for kind, value in sorted(have[pid] - wanted)]
+    if gone:
+        conn.execute(_DELETE_IDENTITY, gone)
+
+
 def rebuild(conn: Connection, person_ids: Iterable[str], policy, now: datetime) -> None:
     """Rebuild the profile, identities and flags of each person."""
     account_cache: dict = {}
@@ -324,17 +417,7 @@ def _rebuild_chunk(conn: Connection, person_ids: list[str], policy, now: datetim
     own: dict[str, list] = {pid: [] for pid in live}
     for row in conn.execute(_OWN_RECORDS, {"ids": live}).mappings():
         own[row["person_id"]].append(row)
-    have: dict[str, set] = {pid: set() for pid in live}
-    for pid, kind, value in conn.execute(_IDENTITIES, {"ids": live}).all():
-        have[pid].add((kind, value))
-    # A record that no longer states an address (or was retracted) no longer
-    # identifies the person by it.
-    gone = []
-    for pid in live:
-        wanted = _stated(r for r in own[pid] if r["type"] == "person")
-        gone += [{"b_kind": kind, "b_value": value} for kind, value in sorted(have[pid] - wanted)]
-    if gone:
-        conn.execute(_DELETE_IDENTITY, gone)
+    _drop_unstated(conn, live, own)
     wanted_accounts = {_account_of(own[pid]) for pid in live} - {None} - set(account_cache)
     if wanted_accounts:
         account_cache.update(_accounts_records(conn, sorted(wanted_accounts)))
@@ -356,11 +439,11 @@ def _rebuild_chunk(conn: Connection, person_ids: list[str], policy, now: datetim
         bare = [bare_rows[i] for i in sorted(picked)]
         account_id = _account_of(own[pid])
         entry = account_cache.get(account_id) if account_id else None
-        profile = _assemble(pid, own[pid], entry, bare, shared=shared)
+        profile, data = _assemble_dict(pid, own[pid], entry, bare, shared=shared)
         status, lines = flags_for(profile, policy, now)
         flags = {"status": status, "flags": lines}
         flags_hash = hash_flags(flags)
-        values: dict[str, Any] = {"b_id": pid, "b_profile": profile.to_dict(),
+        values: dict[str, Any] = {"b_id": pid, "b_profile": data,
                                   "b_updated_at": now,
                                   "b_lapse": lapses_at(profile, policy, now)}
         if flags_hash != state[pid][1]:

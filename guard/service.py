@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -57,6 +58,9 @@ from policies.model import (
 
 SCREEN_BATCH = 500
 BATCH_LIMIT = 256  # checks of concurrent callers in one transaction, at most
+# Check transactions of one process at once on PostgreSQL, whose row locks keep caps exact
+# while their round trips overlap; SQLite has one writer at a time, so one there.
+CHECK_LANES = 2
 TASK_OPEN, TASK_DONE, TASK_FAILED = "open", "done", "failed"
 
 # The check path's statements, built once: reused with new parameters, they skip
@@ -108,14 +112,54 @@ _STRANGER = sa.union_all(
     .where(records.c.address == sa.bindparam("address"), records.c.person_id.is_(None),
            records.c.type == "consent"),
 )
+def _each(column: sa.Column, name: str) -> tuple[sa.ColumnElement, sa.ColumnElement]:
+    """Return "``column`` is one of the list ``:name``" for SQLite and for PostgreSQL.
+
+    One parameter, a JSON array (SQLite) or an array (PostgreSQL), instead of an
+    IN list with a parameter per value: SQLAlchemy rendered that list anew for
+    every execution, and every batch size was new SQL to the driver, parsed
+    afresh and never prepared. The query plans are the same index look-ups.
+    """
+    listed = sa.select(sa.column("value")).select_from(
+        sa.func.json_each(sa.bindparam(name, type_=sa.JSON))).scalar_subquery()
+    return (column.in_(listed),
+            column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(sa.Text))))
+
+
+def _by_dialect(build: Callable[[int], Any]) -> tuple[Any, Any]:
+    """Build a statement twice: ``build(0)`` for SQLite, ``build(1)`` for PostgreSQL."""
+    return build(0), build(1)
+
+
+def _dialect(conn: Connection) -> int:
+    """Index of the connection's statements in a ``_by_dialect`` pair."""
+    return conn.dialect.name == "postgresql"
+
+
 # A batch: its people locked in id order (two batches cannot deadlock), then read.
-_LOCK_MANY = (sa.select(people.c.id).where(people.c.id.in_(sa.bindparam("ids", expanding=True)))
-              .order_by(people.c.id).with_for_update())
-_PROFILES = sa.select(people.c.id, people.c.profile).where(
-    people.c.id.in_(sa.bindparam("ids", expanding=True)))
+_LOCK_MANY = _by_dialect(lambda d: sa.select(people.c.id).where(_each(people.c.id, "ids")[d])
+                         .order_by(people.c.id).with_for_update())
+_PROFILES = _by_dialect(lambda d: sa.select(people.c.id, people.c.profile).where(
+    _each(people.c.id, "ids")[d]))
+_RESOLVE_MANY = _by_dialect(lambda d: sa.select(identities.c.value, identities.c.person_id).where(
+    identities.c.kind == sa.bindparam("kind"), _each(identities.c.value, "values")[d]))
+_ERASED_MANY = _by_dialect(lambda d: sa.select(erasures.c.hash).where(
+    _each(erasures.c.hash, "hashes")[d]))
+_BARE_MANY = _by_dialect(lambda d: sa.select(
+    records.c.address, records.c.payload, records.c.source_system, records.c.source_type,
+    records.c.source_id).where(_each(records.c.address, "addresses")[d],
+                               records.c.person_id.is_(None), records.c.type == "consent"))
+_CAMPAIGNS_MANY = _by_dialect(lambda d: sa.select(campaigns.c.id, campaigns.c.campaign).where(
+    _each(campaigns.c.id, "ids")[d]))
+_LEDGER_MANY = _by_dialect(lambda d: sa.select(
+    ledger.c.person_id, ledger.c.at, ledger.c.channel, ledger.c.purpose, ledger.c.sender,
+    ledger.c.campaign, ledger.c.template, ledger.c.product, ledger.c.verdict, ledger.c.source)
+    .where(_each(ledger.c.person_id, "ids")[d], ledger.c.at >= _SINCE,
+           ledger.c.committed.is_(True))
+    .order_by(ledger.c.at))
 _CAMPAIGN = sa.select(campaigns.c.campaign).where(campaigns.c.id == sa.bindparam("id"))
-_TASKS_EXISTING = sa.select(owner_tasks.c.dedupe_key).where(
-    owner_tasks.c.dedupe_key.in_(sa.bindparam("keys", expanding=True)))
+_TASKS_EXISTING = _by_dialect(lambda d: sa.select(owner_tasks.c.dedupe_key).where(
+    _each(owner_tasks.c.dedupe_key, "keys")[d]))
 _INSERT_TASK = sa.insert(owner_tasks)
 
 
@@ -160,7 +204,8 @@ class Guard:
         self.clock = clock or _utc_now
         self._salt: bytes | None = None
         # Concurrent checks of this process share transactions (group commit).
-        self._batcher = Batcher(self._run_jobs, limit=BATCH_LIMIT)
+        self._batcher = Batcher(self._run_jobs, limit=BATCH_LIMIT,
+                                lanes=1 if engine.dialect.name == "sqlite" else CHECK_LANES)
 
     # -- events -----------------------------------------------------------------------
 
@@ -396,7 +441,7 @@ class Guard:
             rows = []
         if rows:
             person_id = rows[0].id
-            profile = Profile.from_dict(json.loads(rows[0].profile))
+            profile = Profile.from_stored(json.loads(rows[0].profile))
             data = rows[0].campaign_record
             found = {attempt.campaign: Campaign.from_dict(json.loads(data))} if data else {}
         else:
@@ -472,8 +517,8 @@ class Guard:
             self._lock_many(conn, people_of, [t for t in lock if t in people_of])
         ids = sorted(set(people_of.values()))
         profiles = {
-            row.id: Profile.from_dict(row.profile) for row in conn.execute(
-                _PROFILES, {"ids": ids})
+            row.id: Profile.from_stored(row.profile) for row in conn.execute(
+                _PROFILES[_dialect(conn)], {"ids": ids})
         } if ids else {}
         entries: dict[str, list[LedgerEntry]] = {i: [] for i in profiles}
         if profiles:
@@ -484,8 +529,7 @@ class Guard:
         campaign_ids = sorted(set(campaign_ids))
         found = {
             row.id: Campaign.from_dict(row.campaign) for row in conn.execute(
-                sa.select(campaigns.c.id, campaigns.c.campaign)
-                .where(campaigns.c.id.in_(campaign_ids)))
+                _CAMPAIGNS_MANY[_dialect(conn)], {"ids": campaign_ids})
         } if campaign_ids else {}
         return _Known(people_of, profiles, entries, erased, bare, found)
 
@@ -495,7 +539,8 @@ class Guard:
         wanted = sorted({people_of[t] for t in targets})
         if not wanted:
             return
-        locked = set(conn.execute(_LOCK_MANY, {"ids": wanted}).scalars())
+        lock = _LOCK_MANY[_dialect(conn)]
+        locked = set(conn.execute(lock, {"ids": wanted}).scalars())
         gone = [t for t in targets if people_of[t] not in locked]
         if not gone:
             return
@@ -507,7 +552,7 @@ class Guard:
         people_of.update(again)
         more = sorted(set(again.values()) - locked)
         if more:
-            conn.execute(_LOCK_MANY, {"ids": more}).all()
+            conn.execute(lock, {"ids": more}).all()
 
     def _decide_known(self, known: _Known, target: Ref, attempt: Attempt,
                       now: datetime) -> Decision | InvalidField:
@@ -541,10 +586,8 @@ class Guard:
                     if person_id:
                         found[target] = person_id
                 continue
-            rows = conn.execute(
-                sa.select(identities.c.value, identities.c.person_id)
-                .where(identities.c.kind == kind, identities.c.value.in_(sorted(values)))
-            ).all()
+            rows = conn.execute(_RESOLVE_MANY[_dialect(conn)],
+                                {"kind": kind, "values": sorted(values)}).all()
             for value, person_id in rows:
                 found[Ref(kind, value)] = person_id
         return found
@@ -556,16 +599,12 @@ class Guard:
         salt = self.erasure_salt()
         hashes = {erasure_hash(salt, t): t for t in targets}
         erased = {hashes[h] for h in conn.execute(
-            sa.select(erasures.c.hash).where(erasures.c.hash.in_(sorted(hashes)))).scalars()}
+            _ERASED_MANY[_dialect(conn)], {"hashes": sorted(hashes)}).scalars()}
         addresses = sorted({t.value for t in targets if t.kind in ("email", "phone")})
         bare: dict[str, list] = {}
         if addresses:
-            for row in conn.execute(
-                sa.select(records.c.address, records.c.payload, records.c.source_system,
-                          records.c.source_type, records.c.source_id)
-                .where(records.c.address.in_(addresses), records.c.person_id.is_(None),
-                       records.c.type == "consent")
-            ).all():
+            for row in conn.execute(_BARE_MANY[_dialect(conn)],
+                                    {"addresses": addresses}).all():
                 bare.setdefault(row.address, []).append(row[1:])
         return erased, bare
 
@@ -579,7 +618,8 @@ class Guard:
         if not wanted:
             return
         # One task per owner, person, rule and campaign a day, however often it is sent.
-        existing = set(conn.execute(_TASKS_EXISTING, {"keys": sorted(wanted)}).scalars())
+        existing = set(conn.execute(_TASKS_EXISTING[_dialect(conn)],
+                                    {"keys": sorted(wanted)}).scalars())
         new = [task for key, task in wanted.items() if key not in existing]
         if new:
             conn.execute(_INSERT_TASK, new)
@@ -720,14 +760,8 @@ def _stranger_profile(target: Ref, rows: Iterable) -> Profile:
 
 def _ledger_many(conn: Connection, person_ids: list[str], since: datetime
                  ) -> Iterator[tuple[str, LedgerEntry]]:
-    rows = conn.execute(
-        sa.select(ledger.c.person_id, ledger.c.at, ledger.c.channel, ledger.c.purpose,
-                  ledger.c.sender, ledger.c.campaign, ledger.c.template, ledger.c.product,
-                  ledger.c.verdict, ledger.c.source)
-        .where(ledger.c.person_id.in_(person_ids), ledger.c.at >= since.astimezone(UTC),
-               ledger.c.committed.is_(True))
-        .order_by(ledger.c.at)
-    ).all()
+    rows = conn.execute(_LEDGER_MANY[_dialect(conn)],
+                        {"ids": person_ids, "since": since.astimezone(UTC)}).all()
     for r in rows:
         yield r.person_id, LedgerEntry(
             at=parse_datetime(r.at), channel=r.channel, purpose=r.purpose, sender=r.sender,

@@ -19,6 +19,7 @@ from policies.model import (
     LedgerEntry,
     Notice,
     Profile,
+    new_decision,
 )
 from policies.rules.base import Context
 
@@ -39,26 +40,27 @@ def decide(
     """Decide one attempt against the policy; the same inputs always give the same decision."""
     if profile.erased:
         return _erased(profile, policy)
+    category, rules = policy.scoped(attempt)
     ctx = Context(
-        attempt=attempt,
-        profile=profile,
-        ledger=tuple(ledger),
-        policy=policy,
+        attempt,
+        profile,
+        tuple(ledger),
+        policy,
         # A contact scheduled for later is judged as of when it goes out: a cool-down
         # over by then does not stop it, a cap counts the month before it. A past `at`
         # cannot undo what is known now.
-        now=max(now, attempt.at) if attempt.at else now,
-        campaigns=campaigns or {},
+        max(now, attempt.at) if attempt.at else now,
+        campaigns,
+        category,
     )
     reasons: list[Finding] = []
     monitored: list[Finding] = []
-    known = profile.known
-    if not known:
+    if not profile.known:
         reasons.append(_unknown_recipient(attempt, policy))
-    for rule in policy.rules_for(attempt):
-        if not known and rule.kind not in STRANGER_KINDS:
-            continue
-        if rule.when is not None and not rule.when.holds(ctx):
+        rules = tuple(rule for rule in rules if rule.kind in STRANGER_KINDS)
+    for rule in rules:
+        when = rule.when
+        if when is not None and not when.holds(ctx):
             continue
         finding = rule.evaluate(ctx)
         if finding is None:
@@ -76,7 +78,15 @@ def combine(
 ) -> Decision:
     """Combine enforcing findings into one decision: the most restrictive effect wins."""
     reasons = tuple(reasons)
-    verdict = max((f.effect for f in reasons), key=VERDICT_RANK.__getitem__, default="allow")
+    if not reasons:
+        return new_decision("allow", person, reasons, None, None, tuple(monitored),
+                             policy_version, None, ())
+    verdict = "allow"
+    rank = 0
+    for finding in reasons:
+        finding_rank = VERDICT_RANK[finding.effect]
+        if finding_rank > rank:
+            verdict, rank = finding.effect, finding_rank
     if verdict != "allow":
         # An allowing finding that tells an owner something ("the dealer will be asked
         # to honour the offer") is about a contact that goes out; once the contact is
@@ -94,16 +104,10 @@ def combine(
     if verdict == "defer":
         times = [f.not_before for f in reasons if f.effect == "defer" and f.not_before]
         not_before = max(times, default=None)
-    return Decision(
-        verdict=verdict,
-        person=person,
-        reasons=reasons,
-        reroute=reroute,
-        not_before=not_before,
-        monitored=tuple(monitored),
-        policy_version=policy_version,
-        notify=_notices(reasons, verdict),
-    )
+    return new_decision(verdict, person, reasons, reroute, not_before, tuple(monitored),
+                         policy_version, None, _notices(reasons, verdict))
+
+
 
 
 def _notices(reasons: tuple[Finding, ...], verdict: str) -> tuple[Notice, ...]:

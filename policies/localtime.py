@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from functools import cached_property
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -24,6 +25,12 @@ _HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 # A window that is closed for longer than this is treated as never opening:
 # a week covers every weekday filter, plus a day for a window crossing midnight.
 _HORIZON_DAYS = 9
+# Time zones and openings are looked up per decision but depend only on their
+# inputs; bound the memos all the same, as names and numbers come from data.
+_MEMO_LIMIT = 4096
+_ZONES: dict[str, ZoneInfo | None] = {}
+_PHONE_ZONES: dict[tuple[str, str | None], ZoneInfo | None] = {}
+_OPENINGS: dict[tuple, tuple[datetime, ...]] = {}
 
 
 @dataclass(frozen=True)
@@ -48,7 +55,10 @@ class Hours:
         return cls(start, end)
 
     def contains(self, moment: time) -> bool:
-        minute = moment.hour * 60 + moment.minute + moment.second / 60
+        return self.holds(moment.hour * 60 + moment.minute + moment.second / 60)
+
+    def holds(self, minute: float) -> bool:
+        """Say whether the hours are open at a minute after local midnight."""
         if self.start < self.end:
             return self.start <= minute < self.end
         return minute >= self.start or minute < self.end
@@ -57,7 +67,7 @@ class Hours:
     def opens(self) -> time:
         return time(self.start // 60, self.start % 60)
 
-    @property
+    @cached_property
     def text(self) -> str:
         return f"{_clock(self.start)}-{_clock(self.end)}"
 
@@ -97,9 +107,17 @@ def zone_named(name: str | None) -> ZoneInfo | None:
     if not name or not isinstance(name, str):
         return None
     try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        return None
+        return _ZONES[name]
+    except KeyError:
+        pass  # not looked up yet
+    try:
+        zone = ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = None
+    except OSError:
+        return None  # perhaps passing (a file that could not be read): do not remember it
+    _remember(_ZONES, name, zone)
+    return zone
 
 
 def phone_zone(number: str | None, region: str | None = None) -> ZoneInfo | None:
@@ -110,6 +128,17 @@ def phone_zone(number: str | None, region: str | None = None) -> ZoneInfo | None
     """
     if not number or not isinstance(number, str):
         return None
+    key = (number, region)
+    try:
+        return _PHONE_ZONES[key]
+    except KeyError:
+        pass  # not looked up yet: parsing a number is slow, so remember the answer
+    zone = _phone_zone(number, region)
+    _remember(_PHONE_ZONES, key, zone)
+    return zone
+
+
+def _phone_zone(number: str, region: str | None) -> ZoneInfo | None:
     try:
         parsed = phonenumbers.parse(number, region)
     except phonenumbers.NumberParseException:
@@ -119,6 +148,12 @@ def phone_zone(number: str | None, region: str | None = None) -> ZoneInfo | None
         if zone is not None:
             return zone
     return None
+
+
+def _remember(memo: dict, key: object, value: object) -> None:
+    if len(memo) >= _MEMO_LIMIT:
+        memo.clear()
+    memo[key] = value
 
 
 def resolve_zone(person_zone: str | None, phones: Iterable[str], default: str | None,
@@ -143,10 +178,15 @@ def resolve_zone(person_zone: str | None, phones: Iterable[str], default: str | 
 def is_open(moment: datetime, zone: ZoneInfo, windows: Iterable[Hours],
             days: tuple[int, ...] = ()) -> bool:
     """Say whether a moment falls in every window and on an open day, in local time."""
-    local = moment.astimezone(zone)
+    return open_locally(moment.astimezone(zone), windows, days)
+
+
+def open_locally(local: datetime, windows: Iterable[Hours], days: tuple[int, ...] = ()) -> bool:
+    """Say whether a local time falls in every window and on an open day."""
     if days and local.weekday() not in days:
         return False
-    return all(w.contains(local.time()) for w in windows)
+    minute = local.hour * 60 + local.minute + local.second / 60
+    return all(w.holds(minute) for w in windows)
 
 
 def next_open(moment: datetime, zone: ZoneInfo, windows: Iterable[Hours],
@@ -160,22 +200,43 @@ def next_open(moment: datetime, zone: ZoneInfo, windows: Iterable[Hours],
     fall-back hour opens at its first occurrence.
     """
     windows = tuple(windows)
-    if is_open(moment, zone, windows, days):
-        return moment.astimezone(zone)
-    local_day = moment.astimezone(zone).date()
-    starts = sorted({time(0, 0), *(w.opens for w in windows)})
+    local = moment.astimezone(zone)
+    if open_locally(local, windows, days):
+        return local
+    return next_open_after(moment, local, zone, windows, days)
+
+
+def next_open_after(moment: datetime, local: datetime, zone: ZoneInfo,
+                    windows: tuple[Hours, ...], days: tuple[int, ...] = ()) -> datetime | None:
+    """Return the first open moment after ``moment`` (closed; ``local`` in ``zone``), or None."""
+    local_day = local.date()
     # A local day's candidates all come before the next day's (a start in a
     # gap moves only to the gap's end, the same day), so the first open
     # candidate of the first day that has one is the answer.
     for offset in range(_HORIZON_DAYS):
-        on = local_day + timedelta(days=offset)
+        for candidate in _openings(local_day + timedelta(days=offset), zone, windows, days):
+            if candidate > moment:
+                return candidate.astimezone(zone)
+    return None
+
+
+def _openings(on: date, zone: ZoneInfo, windows: tuple[Hours, ...],
+              days: tuple[int, ...]) -> tuple[datetime, ...]:
+    """Return a local day's candidate openings that are open, as UTC instants in order.
+
+    They depend on the day, zone and hours only, not on the moment asked
+    about, so each day's are worked out once.
+    """
+    key = (on, zone, windows, days)
+    found = _OPENINGS.get(key)
+    if found is None:
+        starts = sorted({time(0, 0), *(w.opens for w in windows)})
         # (Candidates stay in UTC: same-zone aware times compare by wall clock.)
         candidates = {_first_real(datetime.combine(on, start, tzinfo=zone), zone)
                       for start in starts}
-        for candidate in sorted(candidates):
-            if candidate > moment and is_open(candidate, zone, windows, days):
-                return candidate.astimezone(zone)
-    return None
+        found = tuple(c for c in sorted(candidates) if is_open(c, zone, windows, days))
+        _remember(_OPENINGS, key, found)
+    return found
 
 
 def _first_real(wall: datetime, zone: ZoneInfo) -> datetime:

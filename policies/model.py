@@ -213,13 +213,13 @@ def _generate(cls: type, signature: str, values: list[str], namespace: dict) -> 
     return namespace["make"]
 
 
-def _constructor(cls: type) -> Callable:
+def fast_constructor(cls: type) -> Callable:
     """Return a constructor of ``cls`` (every field, no defaults) that skips ``__init__``."""
     names = [f.name for f in fields(cls)]
     return _generate(cls, ", ".join(names), names, {})
 
 
-_new_evidence = _constructor(Evidence)
+_new_evidence = fast_constructor(Evidence)
 
 
 # A decoder per record class, ``decode(data, evidence)``, that agrees with the generic
@@ -474,10 +474,116 @@ class Profile:
             contracts=contracts, consents=consents, cases=cases, services=services,
             invoices=invoices, field_sources=field_sources, sources=sources, erased=erased)
 
+    @classmethod
+    def from_stored(cls, data: Mapping) -> Profile:
+        """Rebuild a profile the guard stored, decoding its facts only once a rule reads them.
 
-_new_profile = _constructor(Profile)
+        For ``to_dict`` output (what the store holds); other input belongs to
+        ``from_dict``, which reports malformed facts at once.
+        """
+        get = data.get
+        profile = object.__new__(_StoredProfile)
+        evidence = _evidence_decoder()
+        _stored_set_data(profile, data)
+        _stored_set_evidence(profile, evidence)
+        _stored_set["id"](profile, get("id"))
+        _stored_set["emails"](profile, tuple(get("emails") or ()))
+        _stored_set["phones"](profile, tuple(get("phones") or ()))
+        _stored_set["crm_ids"](profile, dict(get("crm_ids") or {}))
+        for name in ("name", "stage", "owner", "timezone", "preferred_channel",
+                     "contact_hours", "replacement_cycle_years"):
+            _stored_set[name](profile, get(name))
+        _stored_set["do_not_market_until"](profile, parse_date(get("do_not_market_until")))
+        account = get("account")
+        _stored_set["account"](profile, _account(account, evidence) if account else None)
+        _stored_set["erased"](profile, bool(get("erased", False)))
+        return profile
+
+
+_new_profile = fast_constructor(Profile)
 for _record in (Account, Campaign, *_FACTS.values()):
     _fast_decoder(_record)
+
+
+class _StoredProfile(Profile):
+    """A profile the guard stored, whose fact lists and citations are decoded on first read.
+
+    A decision reads only the facts its rules ask about (a newsletter reads
+    consents, not invoices), and a bulk screen decodes a profile per recipient:
+    decoding the rest was most of the decoding. Each lazy field is its
+    dataclass slot, left empty until read; the value is then the one
+    ``Profile.from_dict`` builds, so the profile equals the eager one.
+    """
+
+    __slots__ = ("_data", "_evidence")
+
+    def __eq__(self, other: object) -> bool:
+        # Equal to an eager Profile of the same values (the dataclass's own __eq__
+        # compares only objects of the very same class).
+        if not isinstance(other, Profile):
+            return NotImplemented
+        return all(getattr(self, f.name) == getattr(other, f.name) for f in fields(Profile))
+
+    __hash__ = Profile.__hash__
+
+    def __repr__(self) -> str:
+        return Profile.__repr__(self).replace(type(self).__qualname__, "Profile", 1)
+
+
+def _stored_field(name: str, decode: Callable[[Any, Callable[[Mapping], Evidence]], Any]
+                  ) -> property:
+    slot = Profile.__dict__[name]
+
+    def get(self: _StoredProfile) -> Any:
+        try:
+            return slot.__get__(self)
+        except AttributeError:
+            pass  # not read yet: decode it now
+        value = decode(self._data.get(name), self._evidence)
+        slot.__set__(self, value)
+        return value
+
+    def set_(self: _StoredProfile, value: Any) -> None:
+        # Only __init__ and unpickling set fields (dataclasses.replace builds anew).
+        slot.__set__(self, value)
+
+    return property(get, set_)
+
+
+def _facts(record: type) -> Callable[[Any, Callable[[Mapping], Evidence]], tuple]:
+    decode_one = _FAST[record]
+
+    def decode(items: Any, evidence: Callable[[Mapping], Evidence]) -> tuple:
+        if not items:
+            return ()
+        try:
+            return tuple([decode_one(item, evidence) for item in items])
+        except Exception:
+            # Malformed facts get the generic decoder's value or error.
+            return tuple(map(record.from_dict, items))
+
+    return decode
+
+
+def _field_sources(data: Any, evidence: Callable[[Mapping], Evidence]) -> dict:
+    return {k: evidence(v) for k, v in data.items()} if data else {}
+
+
+def _sources(data: Any, evidence: Callable[[Mapping], Evidence]) -> tuple:
+    return tuple(map(evidence, data)) if data else ()
+
+
+for _name, _record in _FACTS.items():
+    setattr(_StoredProfile, _name, _stored_field(_name, _facts(_record)))
+_StoredProfile.field_sources = _stored_field("field_sources", _field_sources)  # type: ignore
+_StoredProfile.sources = _stored_field("sources", _sources)  # type: ignore
+_LAZY_FIELDS = (*_FACTS, "field_sources", "sources")
+_stored_set = {name: Profile.__dict__[name].__set__ for name in (
+    "id", "emails", "phones", "crm_ids", "name", "stage", "owner", "timezone",
+    "preferred_channel", "contact_hours", "replacement_cycle_years", "do_not_market_until",
+    "account", "erased")}
+_stored_set_data = _StoredProfile.__dict__["_data"].__set__
+_stored_set_evidence = _StoredProfile.__dict__["_evidence"].__set__
 
 
 def _account(data: Mapping, evidence: Callable[[Mapping], Evidence]) -> Account:
@@ -639,7 +745,7 @@ class Decision:
 
     def with_id(self, decision_id: str) -> Decision:
         # Every screened recipient's decision gets its id: dataclasses.replace cost 4 µs.
-        return _new_decision(
+        return new_decision(
             verdict=self.verdict, person=self.person, reasons=self.reasons, reroute=self.reroute,
             not_before=self.not_before, monitored=self.monitored,
             policy_version=self.policy_version, decision_id=decision_id, notify=self.notify)
@@ -658,4 +764,4 @@ class Decision:
         }
 
 
-_new_decision = _constructor(Decision)
+new_decision = fast_constructor(Decision)

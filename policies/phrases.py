@@ -38,6 +38,7 @@ _CHANNELS = {
     "mail": "letter",
     "push": "push notification",
 }
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _CATEGORIES = {
     "marketing": "marketing",
     "sales": "sales contacts",
@@ -52,6 +53,16 @@ def day(value: date | datetime) -> str:
     if isinstance(value, datetime):
         value = value.date()
     return value.isoformat()
+
+
+def weekday(value: date | datetime) -> str:
+    """Name the day of the week in English: 'Monday' (what ``%A`` gives in the C locale)."""
+    return _WEEKDAYS[value.weekday()]
+
+
+def clock(value: datetime) -> str:
+    """Write a time of day as '08:05' (``%H:%M``, without strftime's time zone work)."""
+    return f"{value.hour:02d}:{value.minute:02d}"
 
 
 def ago(then: datetime | date, now: datetime) -> str:

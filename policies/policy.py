@@ -100,23 +100,33 @@ class Policy:
         return self.purposes.get(purpose)
 
     def rules_for(self, attempt: Attempt) -> tuple[Rule, ...]:
-        """Return the rules whose scope takes the attempt, in policy order.
+        """Return the rules whose scope takes the attempt, in policy order."""
+        return self.scoped(attempt)[1]
+
+    def scoped(self, attempt: Attempt) -> tuple[str | None, tuple[Rule, ...]]:
+        """Return the attempt's category and the rules whose scope takes it, in policy order.
 
         Scope depends only on purpose, channel and sender, so the answer is
         worked out once per combination and kept; the hot path then skips
         every rule that could never apply.
         """
         key = (attempt.purpose, attempt.channel, attempt.sender)
-        # A frozen dataclass still has a __dict__; the memo is not a field.
-        memo = self.__dict__.setdefault("_rules_for", {})
-        found = memo.get(key)
-        if found is None:
-            category = self.category(attempt.purpose)
-            found = tuple(r for r in self.rules if r.in_scope(attempt, category))
-            if len(memo) >= _RULES_FOR_LIMIT:
-                memo.clear()
-            memo[key] = found
+        try:
+            return self._scoped_memo[key]
+        except KeyError:
+            pass  # first attempt of this combination: work it out below
+        memo = self._scoped_memo
+        category = self.category(attempt.purpose)
+        found = (category, tuple(r for r in self.rules if r.in_scope(attempt, category)))
+        if len(memo) >= _RULES_FOR_LIMIT:
+            memo.clear()
+        memo[key] = found
         return found
+
+    @cached_property
+    def _scoped_memo(self) -> dict[tuple[str, str, str], tuple[str | None, tuple[Rule, ...]]]:
+        # A frozen dataclass still has a __dict__; the memo is not a field.
+        return {}
 
     def knows_sender(self, sender: str) -> bool:
         """Say whether a sender is a declared unit or matches a declared pattern."""

@@ -96,13 +96,17 @@ def upstream_request(provider: str, resource: str, payload, conf: ProxySettings)
     raise ValueError(f"unknown provider {provider!r}")
 
 
-def deliver(claim: Claim, *, app: Flask | None = None) -> tuple[str, Outcome]:
-    """Forward a row that is committed as ``sending`` and record how it ended."""
+def deliver(claim: Claim, *, app: Flask | None = None,
+            defer: bool = False) -> tuple[str, Outcome]:
+    """Forward a row that is committed as ``sending`` and record how it ended.
+
+    With ``defer``, a delivered send's row is settled later (``Outbox.finish``).
+    """
     app = app or current_app
     conf = app.extensions["guard.proxy"]
     request = upstream_request(claim.provider, claim.resource, claim.payload, conf)
     outcome = app.extensions["guard.forwarder"].send(request)
-    status = app.extensions["guard.outbox"].finish(claim, outcome)
+    status = app.extensions["guard.outbox"].finish(claim, outcome, defer=defer)
     if outcome.state != "sent":
         log.warning("outbox %s: %s (%s)", claim.id, status, outcome.error)
     return status, outcome

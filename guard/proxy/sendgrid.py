@@ -217,8 +217,17 @@ def split(body: Mapping, recipients: list[Recipient], outcomes: list) -> Plan:
         sorted_by[outcome.verdict].append(Recipient(
             recipient.index, recipient.field, recipient.address, recipient.check,
             recipient.args, outcome))
-    result.forward = rebuild(body, result.allowed)
+    result.forward = body if _unchanged(body, recipients, result) else \
+        rebuild(body, result.allowed)
     return result
+
+
+def _unchanged(body: Mapping, recipients: list[Recipient], result: Plan) -> bool:
+    """Tell whether ``rebuild`` would give back the body as it is (every recipient kept)."""
+    if len(result.allowed) != len(recipients):
+        return False
+    # rebuild leaves out a to / cc / bcc that is present but empty; such a body is rebuilt.
+    return all(pers[fld] for pers in body["personalizations"] for fld in FIELDS if fld in pers)
 
 
 def plan(body: Mapping, check: Callable[[Mapping], Any], *, policy=None,
@@ -350,7 +359,7 @@ def mail_send() -> Response:
     result: Plan = stored["plan"]
     claim = stored["claim"]
     if claim is not None:
-        _, outcome = proxy.deliver(claim)
+        _, outcome = proxy.deliver(claim, defer=True)
         if outcome.state == "rejected":
             # SendGrid refused the message itself: the caller fixes and resends it, so
             # nothing of this request is held or rerouted (the resend would double it).
@@ -359,6 +368,8 @@ def mail_send() -> Response:
             return Response(reply.body, status=reply.status,
                             content_type=reply.headers.get("Content-Type", "application/json"))
     response = Response(status=202)
+    # The delivered send's row is settled once the caller has its answer.
+    response.call_on_close(box.settle_deferred)
     rerouted = [f"{r.email} -> {_reroute(r, key)}" for r in result.rerouted]
     response.headers["X-Guard-Decisions"] = ",".join(result.decision_ids)
     response.headers["X-Guard-Blocked"] = str(len(result.blocked))

@@ -192,11 +192,14 @@ def _create(resource: str, account: str) -> Response:
                         headers=headers)
     if claim is None:
         return error_response(409, "this request was already accepted (Idempotency-Key)")
-    status, outcome = proxy.deliver(claim)
+    status, outcome = proxy.deliver(claim, defer=True)
     if outcome.state in (SENT, REJECTED):
         reply = outcome.reply
-        return Response(reply.body, status=reply.status, headers=headers,
-                        content_type=reply.headers.get("Content-Type", "application/json"))
+        response = Response(reply.body, status=reply.status, headers=headers,
+                            content_type=reply.headers.get("Content-Type", "application/json"))
+        # A delivered send's row is settled once the caller has Twilio's answer.
+        response.call_on_close(proxy.outbox().settle_deferred)
+        return response
     # Twilio did not take it yet; the outbox owns it now and the worker will retry.
     headers["X-Guard-Outbox"] = claim.id
     body = _waiting_resource(resource, claim.id, form, account,

@@ -12,12 +12,15 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, fields
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, ClassVar, get_args, get_origin, get_type_hints
 
-from policies.model import Attempt, Finding, LedgerEntry, Profile
+from policies.model import Attempt, Finding, LedgerEntry, Profile, fast_constructor
+
+# "Not given", where None (a purpose the policy does not know) is a value.
+_UNSET: Any = object()
 
 
 class ConfigError(ValueError):
@@ -47,7 +50,7 @@ class Duration(timedelta):
             raise ValueError(f"not a duration: {value!r} (write e.g. 30d, 12h, 2w)")
         return cls(seconds=int(m.group(1)) * _UNITS[m.group(2)])
 
-    @property
+    @cached_property
     def text(self) -> str:
         """Say the window the way an admin wrote it: '30 days', '12 hours'."""
         secs = int(self.total_seconds())
@@ -121,25 +124,33 @@ class Scope:
         return True
 
 
-@dataclass
 class Context:
     """Everything one decision reads, with the derived values rules share."""
 
-    attempt: Attempt
-    profile: Profile
-    ledger: tuple[LedgerEntry, ...]
-    policy: Any  # policies.policy.Policy (kept loose to avoid an import cycle)
-    now: datetime
-    campaigns: Mapping[str, Any] = field(default_factory=dict)
+    # A plain slotted class, not a dataclass with cached properties: one is built per
+    # decision, and the category is known (and kept) before any rule runs.
+    __slots__ = ("attempt", "profile", "ledger", "policy", "now", "campaigns", "category",
+                 "_contacts")
 
-    @cached_property
-    def category(self) -> str:
-        return self.policy.category(self.attempt.purpose)
+    def __init__(self, attempt: Attempt, profile: Profile, ledger: tuple[LedgerEntry, ...],
+                 policy: Any, now: datetime, campaigns: Mapping[str, Any] | None = None,
+                 category: str | None | object = _UNSET) -> None:
+        self.attempt = attempt
+        self.profile = profile
+        self.ledger = ledger
+        self.policy = policy  # policies.policy.Policy (kept loose to avoid an import cycle)
+        self.now = now
+        self.campaigns = {} if campaigns is None else campaigns
+        self.category = policy.category(attempt.purpose) if category is _UNSET else category
+        self._contacts: tuple[LedgerEntry, ...] | None = None
 
-    @cached_property
+    @property
     def contacts(self) -> tuple[LedgerEntry, ...]:
         """Ledger entries that were real contacts (what caps and duplicates count)."""
-        return tuple(e for e in self.ledger if e.verdict == "allow")
+        contacts = self._contacts
+        if contacts is None:
+            contacts = self._contacts = tuple(e for e in self.ledger if e.verdict == "allow")
+        return contacts
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -197,20 +208,19 @@ class Rule:
     def evaluate(self, ctx: Context) -> Finding | None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def finding(self, ctx: Context, message: str, **kwargs: Any) -> Finding:
+    def finding(self, ctx: Context, message: str, *, facts: Mapping[str, Any] | None = None,
+                effect: str | None = None, evidence: tuple = (), reroute: Any = None,
+                not_before: datetime | None = None, notify: str | None = None) -> Finding:
         """Build this rule's finding; an admin's ``message`` replaces the default text."""
         text = message
         if self.message:
             try:
-                text = self.message.format(default=message, **kwargs.pop("facts", {}))
+                text = self.message.format(default=message, **(facts or {}))
             except (KeyError, IndexError, ValueError):
                 text = self.message
-        else:
-            kwargs.pop("facts", None)
-        return Finding(
-            rule=self.id,
-            kind=self.kind,
-            effect=kwargs.pop("effect", None) or self.effect or self.default_effect,
-            message=text,
-            **kwargs,
-        )
+        return _new_finding(self.id, self.kind, effect or self.effect or self.default_effect,
+                            text, evidence, reroute, not_before, notify)
+
+
+# Findings are built on the hot path: fill the frozen slots directly (see model.fast_constructor).
+_new_finding = fast_constructor(Finding)

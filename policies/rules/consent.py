@@ -32,7 +32,15 @@ class ConsentRule(Rule):
         attempt = ctx.attempt
         if attempt.purpose in self.exempt:
             return None
-        relevant = [c for c in ctx.profile.consents if self._matches(c, ctx)]
+        consents = ctx.profile.consents
+        if not consents:
+            return None
+        # A consent concerns this attempt when it names its channel (or all), and its
+        # purpose, category (or all); a dead address concerns every purpose.
+        channels = ("*", attempt.channel)
+        purposes = ("*", attempt.purpose, ctx.category)
+        relevant = [c for c in consents if c.channel in channels
+                    and (c.status in DEAD_ADDRESS or c.purpose in purposes)]
         if not relevant:
             return None
         # The latest record wins (an opt-in after an opt-out re-allows); on a
@@ -52,14 +60,6 @@ class ConsentRule(Rule):
             ctx, message, evidence=phrases.sources(latest),
             facts={"status": latest.status, "date": phrases.day(latest.at) if latest.at else ""},
         )
-
-    @staticmethod
-    def _matches(consent: Consent, ctx: Context) -> bool:
-        if consent.channel not in ("*", ctx.attempt.channel):
-            return False
-        if consent.status in DEAD_ADDRESS:
-            return True
-        return consent.purpose in ("*", ctx.attempt.purpose, ctx.category)
 
     @staticmethod
     def _opt_out_sentence(consent: Consent, ctx: Context) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -41,30 +42,31 @@ class ContactWindow(Rule):
     def evaluate(self, ctx: Context) -> Finding | None:
         attempt, profile = ctx.attempt, ctx.profile
         rule_hours = self.hours
-        if rule_hours is None and attempt.channel in TCPA_CHANNELS:
+        by_phone = attempt.channel in TCPA_CHANNELS
+        if rule_hours is None and by_phone:
             rule_hours = TCPA_HOURS
         person_hours = _person_hours(profile.contact_hours)
         windows = tuple(w for w in (rule_hours, person_hours) if w is not None)
         if not windows and not self.days:
             return None
         defaults = getattr(ctx.policy, "defaults", None)
-        phones = [attempt.to] if attempt.channel in TCPA_CHANNELS else []
+        phones = (attempt.to, *profile.phones) if by_phone else profile.phones
         zone, zone_source = localtime.resolve_zone(
-            profile.timezone, [*phones, *profile.phones],
+            profile.timezone, phones,
             getattr(defaults, "timezone", None), getattr(defaults, "region", None))
         when = attempt.at if attempt.at > ctx.now else ctx.now
-        if localtime.is_open(when, zone, windows, self.days):
+        local = when.astimezone(zone)
+        if localtime.open_locally(local, windows, self.days):
             return None
-        opens = localtime.next_open(when, zone, windows, self.days)
+        opens = localtime.next_open_after(when, local, zone, windows, self.days)
         if opens is None and person_hours is not None and rule_hours is not None:
             # The person's hours and the rule's never meet: the rule (often the
             # law) wins over the stated preference.
             windows = (rule_hours,)
             person_hours = None
-            if localtime.is_open(when, zone, windows, self.days):
+            if localtime.open_locally(local, windows, self.days):
                 return None
-            opens = localtime.next_open(when, zone, windows, self.days)
-        local = when.astimezone(zone)
+            opens = localtime.next_open_after(when, local, zone, windows, self.days)
         allowed = " and ".join(
             part for part in (
                 f"{rule_hours.text}" if rule_hours else "",
@@ -72,26 +74,31 @@ class ContactWindow(Rule):
             ) if part
         ) or "any time"
         message = (
-            f"It is {local:%H:%M} on {local:%A} {phrases.day(local)} in {zone.key} "
-            f"({zone_source}); {phrases.channel(attempt.channel)}s go out {allowed}, "
-            f"{localtime.days_text(self.days)}"
+            f"It is {phrases.clock(local)} on {phrases.weekday(local)} {phrases.day(local)} "
+            f"in {zone.key} ({zone_source}); {phrases.channel(attempt.channel)}s go out "
+            f"{allowed}, {localtime.days_text(self.days)}"
         )
-        message += (f", so this waits until {opens:%A} {phrases.day(opens)} {opens:%H:%M}."
-                    if opens else ".")
+        message += (f", so this waits until {phrases.weekday(opens)} {phrases.day(opens)} "
+                    f"{phrases.clock(opens)}." if opens else ".")
         evidence = (phrases.sources(profile.field_sources.get("contact_hours"))
                     if person_hours else ())
-        return self.finding(
-            ctx, message, evidence=evidence, not_before=opens,
-            facts={"local_time": f"{local:%H:%M}", "zone": zone.key,
-                   "opens": opens.isoformat() if opens else ""},
-        )
+        # The facts only fill in an admin's own message.
+        facts = {"local_time": phrases.clock(local), "zone": zone.key,
+                 "opens": opens.isoformat() if opens else ""} if self.message else None
+        return self.finding(ctx, message, evidence=evidence, not_before=opens, facts=facts)
 
 
 def _person_hours(text: str | None) -> Hours | None:
     # Contact hours are data a rep typed in, not configuration: an unreadable
     # value is ignored rather than stopping every contact.
-    if not text:
+    if not text or not isinstance(text, str):
         return None
+    return _read_hours(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _read_hours(text: str) -> Hours | None:
+    # Few distinct texts recur across people: read each once.
     try:
         return Hours.parse(text)
     except ValueError:

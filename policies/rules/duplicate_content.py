@@ -26,7 +26,7 @@ class DuplicateContent(Rule):
 
     def evaluate(self, ctx: Context) -> Finding | None:
         attempt = ctx.attempt
-        if not attempt.campaign and not attempt.template:
+        if (not attempt.campaign and not attempt.template) or not ctx.contacts:
             return None
         since = ctx.now - self.window
         for label, value, field in (("Campaign", attempt.campaign, "campaign"),

@@ -45,9 +45,12 @@ class FrequencyCap(Rule):
         return not self.per_sender or entry.sender == ctx.attempt.sender
 
     def evaluate(self, ctx: Context) -> Finding | None:
+        contacts = ctx.contacts
+        if len(contacts) < self.max:
+            return None  # fewer contacts at all than the cap allows: nothing to count
         since = ctx.now - self.window
         counted = sorted(
-            (e for e in ctx.contacts if since < e.at <= ctx.now and self.counts(e, ctx)),
+            (e for e in contacts if since < e.at <= ctx.now and self.counts(e, ctx)),
             key=lambda e: e.at,
         )
         if len(counted) < self.max:

@@ -31,6 +31,7 @@ class RelationshipOwner(Rule):
         owners = self.owners
         if owners is None:
             object.__setattr__(self, "owners", ())
+            object.__setattr__(self, "_owner_of_stage", {})
             return
         if isinstance(owners, tuple):  # already converted (dataclasses.replace)
             owners = dict(owners)
@@ -47,13 +48,15 @@ class RelationshipOwner(Rule):
                                             f"{PERSON_OWNER} or {ACCOUNT_OWNER}")
             pairs.append((stage, owner))
         object.__setattr__(self, "owners", tuple(pairs))
+        # Looked up per decision; kept beside the fields (not one of them).
+        object.__setattr__(self, "_owner_of_stage", dict(pairs))
 
     def owner_of(self, profile: Profile, ownership: Mapping[str, str]) -> str | None:
         """Return the sender that owns the person at their current stage, if any."""
         stage = profile.stage
         if not stage:
             return None
-        reference = dict(self.owners).get(stage) or ownership.get(stage)
+        reference = self._owner_of_stage.get(stage) or ownership.get(stage)
         if reference == PERSON_OWNER:
             return profile.owner
         if reference == ACCOUNT_OWNER:
@@ -74,7 +77,8 @@ class RelationshipOwner(Rule):
             evidence = phrases.sources(profile.account)
         fact = f"As a {profile.stage}, this person's relationship belongs to {owner}"
         offers = phrases.purposes(ctx.attempt.purpose)
-        facts = {"owner": owner, "stage": profile.stage or "", "sender": sender}
+        facts = ({"owner": owner, "stage": profile.stage or "", "sender": sender}
+                 if self.message else None)
         if self.effect == "block":
             return self.finding(
                 ctx, f"{fact}; {sender} may not send them {offers}.",
