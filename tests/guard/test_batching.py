@@ -200,7 +200,9 @@ def test_a_failing_job_fails_only_its_own_caller(capped):
         [capped.resolve("anna@example.com"), capped.resolve("ben@example.com")])
 
 
-def test_threads_checking_at_once_allow_exactly_the_cap(capped):
+@pytest.mark.parametrize("lanes", [1, 4])
+def test_threads_checking_at_once_allow_exactly_the_cap(capped, lanes):
+    capped._batcher.lanes = lanes  # one batch at a time, or several side by side
     verdicts: list[str] = []
     start = threading.Barrier(8)
 

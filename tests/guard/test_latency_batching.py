@@ -11,10 +11,6 @@ import pytest
 
 from guard import create_app
 from guard.batching import Batcher, Job
-from guard.service import Guard
-from policies import parse_policy
-
-from .conftest import CAP, CAP_POLICY, NOW, accepted, person
 
 NEWSLETTER = {"channel": "email", "purpose": "newsletter", "sender": "oem"}
 
@@ -119,31 +115,6 @@ def test_every_job_is_answered_once_with_at_most_lanes_batches_at_a_time():
 def test_a_batcher_needs_a_lane():
     with pytest.raises(ValueError, match="lanes"):
         Batcher(lambda jobs: None, lanes=0)
-
-
-@pytest.fixture
-def capped(engine):
-    guard = Guard(engine, parse_policy([("cap.yaml", CAP_POLICY)]), clock=lambda: NOW)
-    accepted(guard.ingest([person("003A", "anna@example.com")]))
-    return guard
-
-
-def test_checks_in_several_lanes_at_once_allow_exactly_the_cap(capped):
-    capped._batcher.lanes = 4
-    verdicts: list[str] = []
-    start = threading.Barrier(8)
-
-    def send():
-        start.wait(5)
-        for _ in range(3):
-            verdicts.append(capped.check({**NEWSLETTER, "to": "anna@example.com"}).verdict)
-
-    threads = [threading.Thread(target=send) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert Counter(verdicts) == {"allow": CAP, "block": 24 - CAP}
 
 
 def test_the_app_takes_its_start_up_heap_out_of_the_collectors_reach(db_url):
