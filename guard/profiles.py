@@ -2,8 +2,7 @@
 
 The profile is what ``check`` reads on the hot path: one row, in
 ``Profile.to_dict`` shape, rebuilt once per ingested batch for every person
-the batch touched (or once per run of batches in one transaction, see
-``events.Deferred``), together with the flags shown in the CRM. ``rebuild``
+the batch touched, together with the flags shown in the CRM. ``rebuild``
 works in chunks of people: a few IN-queries read their records, accounts and
 bare consents, the profiles are built in memory and written with one
 executemany; ``build_profile`` reads one person alone and builds the same.

@@ -112,54 +112,58 @@ _STRANGER = sa.union_all(
     .where(records.c.address == sa.bindparam("address"), records.c.person_id.is_(None),
            records.c.type == "consent"),
 )
-def _each(column: sa.Column, name: str) -> tuple[sa.ColumnElement, sa.ColumnElement]:
-    """Return "``column`` is one of the list ``:name``" for SQLite and for PostgreSQL.
+
+
+def _in_json_list(column: sa.Column, name: str) -> sa.ColumnElement:
+    """Return "``column`` is in the JSON array ``:name``" (SQLite)."""
+    listed = sa.select(sa.column("value")).select_from(
+        sa.func.json_each(sa.bindparam(name, type_=sa.JSON))).scalar_subquery()
+    return column.in_(listed)
+
+
+def _in_array(column: sa.Column, name: str) -> sa.ColumnElement:
+    """Return "``column`` is one of the array ``:name``" (PostgreSQL)."""
+    # TEXT[]: a cast to varchar(n)[] would silently truncate, and could match a wrong row.
+    return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(sa.Text)))
+
+
+def _per_dialect(build: Callable[[Callable[[sa.Column, str], sa.ColumnElement]], Any]
+                 ) -> dict[str, Any]:
+    """Build a statement whose list parameter is one value, for each dialect by name.
 
     One parameter, a JSON array (SQLite) or an array (PostgreSQL), instead of an
     IN list with a parameter per value: SQLAlchemy rendered that list anew for
     every execution, and every batch size was new SQL to the driver, parsed
     afresh and never prepared. The query plans are the same index look-ups.
     """
-    listed = sa.select(sa.column("value")).select_from(
-        sa.func.json_each(sa.bindparam(name, type_=sa.JSON))).scalar_subquery()
-    return (column.in_(listed),
-            column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(sa.Text))))
-
-
-def _by_dialect(build: Callable[[int], Any]) -> tuple[Any, Any]:
-    """Build a statement twice: ``build(0)`` for SQLite, ``build(1)`` for PostgreSQL."""
-    return build(0), build(1)
-
-
-def _dialect(conn: Connection) -> int:
-    """Index of the connection's statements in a ``_by_dialect`` pair."""
-    return conn.dialect.name == "postgresql"
+    return {"sqlite": build(_in_json_list), "postgresql": build(_in_array)}
 
 
 # A batch: its people locked in id order (two batches cannot deadlock), then read.
-_LOCK_MANY = _by_dialect(lambda d: sa.select(people.c.id).where(_each(people.c.id, "ids")[d])
-                         .order_by(people.c.id).with_for_update())
-_PROFILES = _by_dialect(lambda d: sa.select(people.c.id, people.c.profile).where(
-    _each(people.c.id, "ids")[d]))
-_RESOLVE_MANY = _by_dialect(lambda d: sa.select(identities.c.value, identities.c.person_id).where(
-    identities.c.kind == sa.bindparam("kind"), _each(identities.c.value, "values")[d]))
-_ERASED_MANY = _by_dialect(lambda d: sa.select(erasures.c.hash).where(
-    _each(erasures.c.hash, "hashes")[d]))
-_BARE_MANY = _by_dialect(lambda d: sa.select(
+_LOCK_MANY = _per_dialect(lambda one_of: sa.select(people.c.id).where(
+    one_of(people.c.id, "ids")).order_by(people.c.id).with_for_update())
+_PROFILES = _per_dialect(lambda one_of: sa.select(people.c.id, people.c.profile).where(
+    one_of(people.c.id, "ids")))
+_RESOLVE_MANY = _per_dialect(lambda one_of: sa.select(
+    identities.c.value, identities.c.person_id).where(
+    identities.c.kind == sa.bindparam("kind"), one_of(identities.c.value, "values")))
+_ERASED_MANY = _per_dialect(lambda one_of: sa.select(erasures.c.hash).where(
+    one_of(erasures.c.hash, "hashes")))
+_BARE_MANY = _per_dialect(lambda one_of: sa.select(
     records.c.address, records.c.payload, records.c.source_system, records.c.source_type,
-    records.c.source_id).where(_each(records.c.address, "addresses")[d],
+    records.c.source_id).where(one_of(records.c.address, "addresses"),
                                records.c.person_id.is_(None), records.c.type == "consent"))
-_CAMPAIGNS_MANY = _by_dialect(lambda d: sa.select(campaigns.c.id, campaigns.c.campaign).where(
-    _each(campaigns.c.id, "ids")[d]))
-_LEDGER_MANY = _by_dialect(lambda d: sa.select(
+_CAMPAIGNS_MANY = _per_dialect(lambda one_of: sa.select(
+    campaigns.c.id, campaigns.c.campaign).where(one_of(campaigns.c.id, "ids")))
+_LEDGER_MANY = _per_dialect(lambda one_of: sa.select(
     ledger.c.person_id, ledger.c.at, ledger.c.channel, ledger.c.purpose, ledger.c.sender,
     ledger.c.campaign, ledger.c.template, ledger.c.product, ledger.c.verdict, ledger.c.source)
-    .where(_each(ledger.c.person_id, "ids")[d], ledger.c.at >= _SINCE,
+    .where(one_of(ledger.c.person_id, "ids"), ledger.c.at >= _SINCE,
            ledger.c.committed.is_(True))
     .order_by(ledger.c.at))
 _CAMPAIGN = sa.select(campaigns.c.campaign).where(campaigns.c.id == sa.bindparam("id"))
-_TASKS_EXISTING = _by_dialect(lambda d: sa.select(owner_tasks.c.dedupe_key).where(
-    _each(owner_tasks.c.dedupe_key, "keys")[d]))
+_TASKS_EXISTING = _per_dialect(lambda one_of: sa.select(owner_tasks.c.dedupe_key).where(
+    one_of(owner_tasks.c.dedupe_key, "keys")))
 _INSERT_TASK = sa.insert(owner_tasks)
 
 
@@ -518,7 +522,7 @@ class Guard:
         ids = sorted(set(people_of.values()))
         profiles = {
             row.id: Profile.from_stored(row.profile) for row in conn.execute(
-                _PROFILES[_dialect(conn)], {"ids": ids})
+                _PROFILES[conn.dialect.name], {"ids": ids})
         } if ids else {}
         entries: dict[str, list[LedgerEntry]] = {i: [] for i in profiles}
         if profiles:
@@ -529,7 +533,7 @@ class Guard:
         campaign_ids = sorted(set(campaign_ids))
         found = {
             row.id: Campaign.from_dict(row.campaign) for row in conn.execute(
-                _CAMPAIGNS_MANY[_dialect(conn)], {"ids": campaign_ids})
+                _CAMPAIGNS_MANY[conn.dialect.name], {"ids": campaign_ids})
         } if campaign_ids else {}
         return _Known(people_of, profiles, entries, erased, bare, found)
 
@@ -539,7 +543,7 @@ class Guard:
         wanted = sorted({people_of[t] for t in targets})
         if not wanted:
             return
-        lock = _LOCK_MANY[_dialect(conn)]
+        lock = _LOCK_MANY[conn.dialect.name]
         locked = set(conn.execute(lock, {"ids": wanted}).scalars())
         gone = [t for t in targets if people_of[t] not in locked]
         if not gone:
@@ -586,7 +590,7 @@ class Guard:
                     if person_id:
                         found[target] = person_id
                 continue
-            rows = conn.execute(_RESOLVE_MANY[_dialect(conn)],
+            rows = conn.execute(_RESOLVE_MANY[conn.dialect.name],
                                 {"kind": kind, "values": sorted(values)}).all()
             for value, person_id in rows:
                 found[Ref(kind, value)] = person_id
@@ -599,11 +603,11 @@ class Guard:
         salt = self.erasure_salt()
         hashes = {erasure_hash(salt, t): t for t in targets}
         erased = {hashes[h] for h in conn.execute(
-            _ERASED_MANY[_dialect(conn)], {"hashes": sorted(hashes)}).scalars()}
+            _ERASED_MANY[conn.dialect.name], {"hashes": sorted(hashes)}).scalars()}
         addresses = sorted({t.value for t in targets if t.kind in ("email", "phone")})
         bare: dict[str, list] = {}
         if addresses:
-            for row in conn.execute(_BARE_MANY[_dialect(conn)],
+            for row in conn.execute(_BARE_MANY[conn.dialect.name],
                                     {"addresses": addresses}).all():
                 bare.setdefault(row.address, []).append(row[1:])
         return erased, bare
@@ -618,7 +622,7 @@ class Guard:
         if not wanted:
             return
         # One task per owner, person, rule and campaign a day, however often it is sent.
-        existing = set(conn.execute(_TASKS_EXISTING[_dialect(conn)],
+        existing = set(conn.execute(_TASKS_EXISTING[conn.dialect.name],
                                     {"keys": sorted(wanted)}).scalars())
         new = [task for key, task in wanted.items() if key not in existing]
         if new:
@@ -760,7 +764,7 @@ def _stranger_profile(target: Ref, rows: Iterable) -> Profile:
 
 def _ledger_many(conn: Connection, person_ids: list[str], since: datetime
                  ) -> Iterator[tuple[str, LedgerEntry]]:
-    rows = conn.execute(_LEDGER_MANY[_dialect(conn)],
+    rows = conn.execute(_LEDGER_MANY[conn.dialect.name],
                         {"ids": person_ids, "since": since.astimezone(UTC)}).all()
     for r in rows:
         yield r.person_id, LedgerEntry(

@@ -108,8 +108,6 @@ def combine(
                          policy_version, None, _notices(reasons, verdict))
 
 
-
-
 def _notices(reasons: tuple[Finding, ...], verdict: str) -> tuple[Notice, ...]:
     """Tell each owner what concerns them.
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -31,6 +32,7 @@ _MEMO_LIMIT = 4096
 _ZONES: dict[str, ZoneInfo | None] = {}
 _PHONE_ZONES: dict[tuple[str, str | None], ZoneInfo | None] = {}
 _OPENINGS: dict[tuple, tuple[datetime, ...]] = {}
+_UNSEEN: Any = object()  # a memo's "not looked up yet", where None is an answer
 
 
 @dataclass(frozen=True)
@@ -106,10 +108,9 @@ def zone_named(name: str | None) -> ZoneInfo | None:
     """Return the time zone of an IANA name, or None for a missing or unknown one."""
     if not name or not isinstance(name, str):
         return None
-    try:
-        return _ZONES[name]
-    except KeyError:
-        pass  # not looked up yet
+    zone = _ZONES.get(name, _UNSEEN)
+    if zone is not _UNSEEN:
+        return zone
     try:
         zone = ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -129,11 +130,10 @@ def phone_zone(number: str | None, region: str | None = None) -> ZoneInfo | None
     if not number or not isinstance(number, str):
         return None
     key = (number, region)
-    try:
-        return _PHONE_ZONES[key]
-    except KeyError:
-        pass  # not looked up yet: parsing a number is slow, so remember the answer
-    zone = _phone_zone(number, region)
+    zone = _PHONE_ZONES.get(key, _UNSEEN)
+    if zone is not _UNSEEN:
+        return zone
+    zone = _phone_zone(number, region)  # parsing a number is slow: remember the answer
     _remember(_PHONE_ZONES, key, zone)
     return zone
 

@@ -445,27 +445,11 @@ class Profile:
         do_not_market_until = parse_date(get("do_not_market_until"))
         account = get("account")
         account = _account(account, evidence) if account else None
-        field_sources = get("field_sources")
-        field_sources = {k: evidence(v) for k, v in field_sources.items()} \
-            if field_sources else {}
-        sources = get("sources")
-        sources = tuple(map(evidence, sources)) if sources else ()
+        field_sources = _field_sources(get("field_sources"), evidence)
+        sources = _sources(get("sources"), evidence)
         erased = bool(get("erased", False))
-        facts = []
-        for kind, record in _FACTS.items():
-            items = get(kind)
-            if not items:
-                facts.append(())
-                continue
-            decode = _FAST[record]
-            try:
-                # Facts share the profile's interned evidence: each one is cited again
-                # among the sources.
-                facts.append(tuple([decode(item, evidence) for item in items]))
-            except Exception:
-                # Malformed facts get the generic decoder's value or error.
-                facts.append(tuple(map(record.from_dict, items)))
-        purchases, contracts, consents, cases, services, invoices = facts
+        purchases, contracts, consents, cases, services, invoices = (
+            decode(get(kind), evidence) for kind, decode in _FACT_DECODERS.items())
         return _new_profile(
             id=person_id, emails=emails, phones=phones, crm_ids=crm_ids, name=name,
             stage=stage, owner=owner, timezone=timezone, preferred_channel=preferred_channel,
@@ -557,6 +541,8 @@ def _facts(record: type) -> Callable[[Any, Callable[[Mapping], Evidence]], tuple
         if not items:
             return ()
         try:
+            # Facts share the profile's interned evidence: each one is cited again among
+            # the sources.
             return tuple([decode_one(item, evidence) for item in items])
         except Exception:
             # Malformed facts get the generic decoder's value or error.
@@ -573,11 +559,11 @@ def _sources(data: Any, evidence: Callable[[Mapping], Evidence]) -> tuple:
     return tuple(map(evidence, data)) if data else ()
 
 
-for _name, _record in _FACTS.items():
-    setattr(_StoredProfile, _name, _stored_field(_name, _facts(_record)))
+_FACT_DECODERS = {name: _facts(record) for name, record in _FACTS.items()}
+for _name, _decode in _FACT_DECODERS.items():
+    setattr(_StoredProfile, _name, _stored_field(_name, _decode))
 _StoredProfile.field_sources = _stored_field("field_sources", _field_sources)  # type: ignore
 _StoredProfile.sources = _stored_field("sources", _sources)  # type: ignore
-_LAZY_FIELDS = (*_FACTS, "field_sources", "sources")
 _stored_set = {name: Profile.__dict__[name].__set__ for name in (
     "id", "emails", "phones", "crm_ids", "name", "stage", "owner", "timezone",
     "preferred_channel", "contact_hours", "replacement_cycle_years", "do_not_market_until",

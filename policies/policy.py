@@ -111,11 +111,10 @@ class Policy:
         every rule that could never apply.
         """
         key = (attempt.purpose, attempt.channel, attempt.sender)
-        try:
-            return self._scoped_memo[key]
-        except KeyError:
-            pass  # first attempt of this combination: work it out below
         memo = self._scoped_memo
+        found = memo.get(key)
+        if found is not None:
+            return found
         category = self.category(attempt.purpose)
         found = (category, tuple(r for r in self.rules if r.in_scope(attempt, category)))
         if len(memo) >= _RULES_FOR_LIMIT:

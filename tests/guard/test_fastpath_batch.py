@@ -77,7 +77,7 @@ def test_a_list_parameter_finds_what_an_in_list_finds(people, engine, size):
     values = ["anna@example.com", "björn@exämple.de", "nobody@example.com", "o'hara@x.de",
               *(f"p{i}@example.com" for i in range(size))][:size]
     with engine.connect() as conn:
-        statement = service._RESOLVE_MANY[service._dialect(conn)]
+        statement = service._RESOLVE_MANY[conn.dialect.name]
         listed = conn.execute(statement, {"kind": "email", "values": values}).all()
         expected = conn.execute(
             sa.select(identities.c.value, identities.c.person_id)
