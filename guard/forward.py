@@ -11,12 +11,26 @@ know the provider did not act on the request:
 
 The last case may or may not have reached the recipient; sending again could
 send twice, so it is left for a human (the outbox keeps it visible).
+
+Sends go out on kept-alive http.client connections, a few per provider
+origin, each request in one write: requests and urllib3 around them cost more
+CPU per send than the exchange itself. A provider reached through a proxy from
+the environment, or a Forwarder given its own requests session, goes through
+requests instead.
 """
 
 from __future__ import annotations
 
 import email.utils
+import http.client
+import os
+import select
+import socket
+import ssl
+import threading
 import time
+import weakref
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,7 +42,12 @@ import urllib3.connectionpool
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
-from requests.utils import get_encoding_from_headers
+from requests.utils import (
+    DEFAULT_CA_BUNDLE_PATH,
+    default_user_agent,
+    get_encoding_from_headers,
+    select_proxy,
+)
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -91,8 +110,22 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+class TransportError(Exception):
+    """A send on a pooled connection that ended without the provider's answer."""
+
+
+class NotDelivered(TransportError):
+    """The request never reached the provider: it could not connect (refused, DNS, TLS)."""
+
+
+class NoAnswer(TransportError):
+    """The request may have reached the provider, but no complete answer came back."""
+
+
 def never_reached_upstream(exc: BaseException) -> bool:
-    """Tell whether a requests error happened before the request could be delivered."""
+    """Tell whether a send error happened before the request could be delivered."""
+    if isinstance(exc, TransportError):
+        return isinstance(exc, NotDelivered)
     if isinstance(exc, requests.ConnectTimeout):
         return True
     if not isinstance(exc, requests.ConnectionError):
@@ -214,6 +247,188 @@ class OneWriteAdapter(HTTPAdapter):
         return response
 
 
+@dataclass(frozen=True)
+class _Target:
+    """Where one kind of provider call goes on a pooled connection, and what it sends."""
+
+    origin: tuple[str, str, int]
+    verify: bool | str
+    method: str
+    path: str
+    # The request's headers but Content-Length, in the order they go out. http.client
+    # puts Host and "Accept-Encoding: identity" first unless they are among them.
+    headers: Mapping[str, str]
+
+
+_PORTS = {"http": 80, "https": 443}
+
+
+def _dropped(sock: socket.socket) -> bool:
+    """Tell whether an idle connection's peer closed it (or sent what nobody asked for)."""
+    # An idle keep-alive socket is readable only once the server has closed it (EOF) or
+    # broken the protocol; either way it must not carry a request. urllib3 checks the same.
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def _tls_context(verify: bool | str) -> ssl.SSLContext:
+    """Build the verifying TLS context requests would use for ``verify``."""
+    # requests trusts its CA bundle (certifi), or the bundle or directory the environment
+    # names (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE); never the unverified mode.
+    where = verify if isinstance(verify, str) else DEFAULT_CA_BUNDLE_PATH
+    if os.path.isdir(where):
+        return ssl.create_default_context(capath=where)
+    return ssl.create_default_context(cafile=where)
+
+
+def _decoded(body: bytes, encoding: str) -> bytes:
+    # Requests go out with "Accept-Encoding: identity"; a server that compresses anyway
+    # is decoded as urllib3 does (http.client leaves the body as sent).
+    encoding = encoding.strip().lower()
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompress(body, 16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        try:
+            return zlib.decompress(body)
+        except zlib.error:
+            return zlib.decompress(body, -zlib.MAX_WBITS)
+    return body
+
+
+class _PooledConnection(_OneWrite, http.client.HTTPConnection):
+    """A kept-alive http.client connection that sends a request's head and body in one write."""
+
+
+class _PooledTLSConnection(_OneWrite, http.client.HTTPSConnection):
+    """A kept-alive http.client TLS connection that sends head and body in one write."""
+
+
+def _close_all(idle: dict) -> None:
+    for connections in list(idle.values()):
+        while connections:
+            connections.pop().close()
+
+
+class ConnectionPool:
+    """Kept-alive connections per origin, each carrying one send at a time.
+
+    A connection is taken for a send and given back once its answer is read in
+    full; one that failed, or that the server will close, is dropped. At most
+    ``size`` idle connections are kept per origin (requests keeps ten too).
+    """
+
+    def __init__(self, timeout: float | tuple[float, float], size: int = 10):
+        self.connect_timeout, self.read_timeout = \
+            timeout if isinstance(timeout, tuple) else (timeout, timeout)
+        self.size = size
+        self._lock = threading.Lock()
+        self._idle: dict[tuple[str, str, int], list[http.client.HTTPConnection]] = {}
+        self._contexts: dict[bool | str, ssl.SSLContext] = {}
+        # The idle sockets are closed when the pool goes, not left to the collector.
+        weakref.finalize(self, _close_all, self._idle)
+
+    def close(self) -> None:
+        """Close every idle connection."""
+        with self._lock:
+            _close_all(self._idle)
+
+    def _take(self, origin: tuple[str, str, int]) -> http.client.HTTPConnection | None:
+        """Return the most recently used idle connection the server has not closed, or None."""
+        while True:
+            with self._lock:
+                idle = self._idle.get(origin)
+                conn = idle.pop() if idle else None
+            if conn is None or not _dropped(conn.sock):
+                return conn
+            conn.close()
+
+    def _give_back(self, origin: tuple[str, str, int],
+                   conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            idle = self._idle.setdefault(origin, [])
+            if len(idle) < self.size:
+                idle.append(conn)
+                return
+        conn.close()
+
+    def _connect(self, target: _Target) -> http.client.HTTPConnection:
+        scheme, host, port = target.origin
+        if scheme == "https":
+            context = self._contexts.get(target.verify)
+            if context is None:
+                context = self._contexts[target.verify] = _tls_context(target.verify)
+            conn = _PooledTLSConnection(host, port, timeout=self.connect_timeout,
+                                        context=context)
+        else:
+            conn = _PooledConnection(host, port, timeout=self.connect_timeout)
+        try:
+            # TCP and, for https, the TLS handshake (the certificate and its host name
+            # checked): no byte of the request is out yet.
+            conn.connect()
+        except OSError as exc:
+            conn.close()
+            raise NotDelivered(f"{host}:{port}: {exc}") from exc
+        conn.sock.settimeout(self.read_timeout)
+        return conn
+
+    def send(self, target: _Target, body: bytes) -> Reply:
+        """Send one request and return the answer, raising NotDelivered or NoAnswer."""
+        headers = {**target.headers, "Content-Length": str(len(body))}
+        conn = self._take(target.origin)
+        reused = conn is not None
+        if conn is None:
+            conn = self._connect(target)
+        try:
+            try:
+                conn.request(target.method, target.path, body, headers)
+            except ConnectionError:
+                if reused:
+                    # The write itself failed, so the server has no whole request: the
+                    # kept connection was closed under us. It goes once more on a new one
+                    # (whatever the old one might still yield, such as an idle-timeout
+                    # 408, answers no request of ours).
+                    conn.close()
+                    conn = self._connect(target)
+                    conn.request(target.method, target.path, body, headers)
+                # On a new connection the server may have answered before it stopped
+                # reading (a 413 for a body too large): that answer is read, as urllib3 does.
+            response = conn.getresponse()
+            data = response.read()
+            if response.status < 200:
+                # http.client reads past 100 Continue only; the final answer behind
+                # another interim one (103 Early Hints) cannot be read.
+                raise http.client.HTTPException(f"interim answer {response.status} "
+                                                "with no final answer read")
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise NoAnswer(f"{target.origin[1]}:{target.origin[2]}: "
+                           f"{str(exc) or type(exc).__name__}") from exc
+        # Repeated headers are joined, and the first spelling of a name kept, as
+        # requests does; so are the lines of a folded one (http.client keeps the breaks).
+        reply_headers: dict[str, str] = {}
+        names: dict[str, str] = {}
+        for name, value in response.getheaders():
+            if "\n" in value:
+                value = " ".join(line.strip() for line in value.splitlines())
+            first = names.setdefault(name.lower(), name)
+            if first in reply_headers:
+                reply_headers[first] = f"{reply_headers[first]}, {value}"
+            else:
+                reply_headers[name] = value
+        if "content-encoding" in names:
+            try:
+                data = _decoded(data, reply_headers[names["content-encoding"]])
+            except zlib.error as exc:
+                conn.close()
+                raise NoAnswer(f"the provider's answer does not decode: {exc}") from exc
+        if response.will_close:
+            conn.close()
+        else:
+            self._give_back(target.origin, conn)
+        return Reply(response.status, reply_headers, data)
+
+
 def _retriable_reply(reply: Reply) -> bool:
     return reply.status == 429 or reply.status >= 500
 
@@ -240,6 +455,9 @@ class Forwarder:
         self.attempts = attempts
         self.retry_after_max = retry_after_max
         self.timeout = timeout
+        # Sends go on the pooled connections unless the caller brings its own session.
+        self._pool = ConnectionPool(timeout) if session is None else None
+        self._targets: dict[tuple, _Target | None] = {}
         if session is None:
             session = requests.Session()
             session.mount("http://", OneWriteAdapter())
@@ -303,7 +521,38 @@ class Forwarder:
         prepared.headers["Content-Length"] = str(len(request.body))
         return prepared
 
+    def _target(self, request: UpstreamRequest) -> _Target | None:
+        """Say where ``request`` goes on a pooled connection; None if it goes through requests."""
+        if self._pool is None or not isinstance(request.body, bytes):
+            return None
+        key = (request.method, request.url, tuple(request.headers.items()))
+        if key in self._targets:
+            return self._targets[key]
+        # requests prepares the URL and checks the headers once, so what goes out is what
+        # it would send; a proxied origin stays with requests, which knows proxies.
+        template = requests.Request(request.method, request.url,
+                                    headers=dict(request.headers)).prepare()
+        settings = self._settings(template.url)
+        parts = urlsplit(template.url)
+        target = None
+        if parts.scheme in _PORTS and not select_proxy(template.url, settings["proxies"]):
+            host, port = parts.hostname, parts.port or _PORTS[parts.scheme]
+            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            # The head stays what requests would send: its User-Agent unless one is given.
+            headers = {} if "User-Agent" in template.headers else \
+                {"User-Agent": default_user_agent()}
+            headers.update((name, value) for name, value in template.headers.items()
+                           if name.lower() not in ("content-length", "transfer-encoding"))
+            target = _Target((parts.scheme, host, port), settings["verify"], template.method,
+                             path, headers)
+        if len(self._targets) < 64:
+            self._targets[key] = target
+        return target
+
     def _post_once(self, request: UpstreamRequest) -> Reply:
+        target = self._target(request)
+        if target is not None:
+            return self._pool.send(target, request.body)
         # Straight to the transport adapter: a provider call needs no session cookies,
         # hooks or redirects, and skipping them is a third of the cost of a send.
         prepared = self._prepare(request)
@@ -314,12 +563,12 @@ class Forwarder:
     def send(self, request: UpstreamRequest) -> Outcome:
         """Send ``request``; retry connection failures, 429 and 5xx; never a 4xx."""
         try:
-            first: Reply | requests.RequestException = self._post_once(request)
-        except requests.RequestException as exc:
+            first: Reply | Exception = self._post_once(request)
+        except (requests.RequestException, TransportError) as exc:
             first = exc
         if isinstance(first, Reply) and not _retriable_reply(first):
             return _outcome(first, 1)
-        if isinstance(first, requests.RequestException) and not never_reached_upstream(first):
+        if not isinstance(first, Reply) and not never_reached_upstream(first):
             return _outcome(first, 1)
         # Retriable: the retry policy takes over, with the answer already had as its first
         # try (so its waits, stops and counts are those of a policy that made the call).
@@ -342,15 +591,15 @@ class Forwarder:
             retry_error_callback=lambda state: state.outcome.result(),
         )
         try:
-            reply: Reply | requests.RequestException = retrying(attempt, request)
-        except requests.RequestException as exc:
+            reply: Reply | Exception = retrying(attempt, request)
+        except (requests.RequestException, TransportError) as exc:
             reply = exc
         return _outcome(reply, retrying.statistics.get("attempt_number", 1))
 
 
-def _outcome(reply: Reply | requests.RequestException, attempts: int) -> Outcome:
+def _outcome(reply: Reply | Exception, attempts: int) -> Outcome:
     """Say how a forward ended from its last answer (or error) and its number of tries."""
-    if isinstance(reply, requests.RequestException):
+    if not isinstance(reply, Reply):
         if never_reached_upstream(reply):
             return Outcome(FAILED, error=f"could not connect: {reply}", attempts=attempts)
         return Outcome(UNKNOWN, error=f"no answer after sending: {reply}", attempts=attempts)
