@@ -10,11 +10,14 @@ live in ``guard/migrations`` and run from code (no ``alembic.ini``), so
 from __future__ import annotations
 
 import fcntl
+import json
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -24,9 +27,13 @@ DEFAULT_URL = "sqlite:///guard.db"
 # How long an SQLite writer waits for another before giving up (milliseconds).
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # SQLite copies the WAL back into the database file (a checkpoint, two fsyncs) every
-# this many write transactions of a process, in a background thread; its own automatic
-# checkpoint stays as a backstop for a WAL of SQLITE_CHECKPOINT_BACKSTOP pages.
+# this many write transactions of a process, or sooner once they changed this many rows,
+# in a background thread; its own automatic checkpoint stays as a backstop for a WAL of
+# SQLITE_CHECKPOINT_BACKSTOP pages. A row changed is about three pages (its table page and
+# a random leaf of each index): 1,000 rows stay well under the backstop, which otherwise
+# fires inside a bulk writer's commit, under the write lock, every few batches.
 SQLITE_CHECKPOINT_EVERY = 100
+SQLITE_CHECKPOINT_ROWS = 1_000
 SQLITE_CHECKPOINT_BACKSTOP = 10_000
 
 metadata = sa.MetaData()
@@ -180,12 +187,49 @@ api_keys = sa.Table(
 )
 
 
+# Datetimes and dataclasses, which json.dumps rejects, are left to it (orjson would write
+# them its own way), so they still fail loudly instead of being stored in a new form.
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+# Every digit becomes "0", everything else a space: a number of 19 digits or more shows as a
+# run of zeros. orjson reads integers beyond 64 bits as floats, json.loads exactly.
+_DIGITS = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))
+_LONG_NUMBER = b"0" * 19
+
+
+def dumps_json(value: Any) -> str:
+    """Encode ``value`` for a JSON column: orjson, or json.dumps where orjson refuses."""
+    try:
+        # NaN and infinities become null: json.dumps wrote NaN and Infinity, which are not
+        # JSON (PostgreSQL refused them; SQLite kept them, and json.loads still reads them).
+        return orjson.dumps(value, option=_ORJSON_OPTIONS).decode()
+    except orjson.JSONEncodeError:
+        # Non-text keys, integers beyond 64 bits, lone surrogates, deep nesting, and types
+        # json.dumps also rejects (it raises its own error for those).
+        return json.dumps(value)
+
+
+def loads_json(text: str | bytes) -> Any:
+    """Decode a stored JSON value as json.loads would, with orjson where it reads the same."""
+    data = text.encode() if type(text) is str else text
+    if _LONG_NUMBER in data.translate(_DIGITS):
+        return json.loads(text)
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        # NaN, Infinity and escaped lone surrogates: json.dumps writes them, orjson refuses.
+        return json.loads(text)
+
+
 def make_engine(url: str | None = None, **kwargs) -> Engine:
     """Create an engine for ``url`` (default: an SQLite file in the working directory)."""
     url = url or DEFAULT_URL
     if sa.make_url(url).get_backend_name() == "sqlite":
         connect_args = {"factory": QueuedWriter, **kwargs.pop("connect_args", {})}
         kwargs["connect_args"] = connect_args
+    # JSON columns: SQLAlchemy encodes and (on SQLite) decodes with these; on PostgreSQL the
+    # dialect hands them to psycopg's json and jsonb adapters, which otherwise use json's.
+    kwargs.setdefault("json_serializer", dumps_json)
+    kwargs.setdefault("json_deserializer", loads_json)
     engine = sa.create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         _tune_sqlite(engine)
@@ -206,6 +250,7 @@ class QueuedWriter(sqlite3.Connection):
     _lock_file = None
     _holds_lock = False
     _database = ""
+    _changes_before = 0
 
     def queue_on(self, database: str) -> None:
         """Queue this connection's writers on a lock file next to ``database``."""
@@ -220,6 +265,7 @@ class QueuedWriter(sqlite3.Connection):
             fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX)
             self._holds_lock = True
             _writing.depth += 1
+            self._changes_before = self.total_changes
         try:
             self.execute(f"BEGIN {mode}")
         except BaseException:
@@ -234,7 +280,7 @@ class QueuedWriter(sqlite3.Connection):
         finally:
             self._release()
         if wrote:
-            _checkpoints.committed(self._database)
+            _checkpoints.committed(self._database, self.total_changes - self._changes_before)
 
     def rollback(self) -> None:
         """Roll back, then let the next writer in."""
@@ -277,17 +323,19 @@ class _Checkpoints:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._commits: dict[str, int] = {}
+        self._commits: dict[str, tuple[int, int]] = {}
         self._running: set[str] = set()
 
-    def committed(self, database: str) -> None:
-        """Count a write transaction; start a checkpoint when enough have gone by."""
+    def committed(self, database: str, rows: int = 0) -> None:
+        """Count a write transaction of ``rows`` changes; checkpoint once enough went by."""
         with self._lock:
-            count = self._commits.get(database, 0) + 1
-            if count < SQLITE_CHECKPOINT_EVERY or database in self._running:
-                self._commits[database] = count
+            count, changed = self._commits.get(database, (0, 0))
+            count, changed = count + 1, changed + rows
+            if (count < SQLITE_CHECKPOINT_EVERY and changed < SQLITE_CHECKPOINT_ROWS) \
+                    or database in self._running:
+                self._commits[database] = count, changed
                 return
-            self._commits[database] = 0
+            self._commits[database] = 0, 0
             self._running.add(database)
         threading.Thread(target=self._checkpoint, args=(database,), daemon=True).start()
 

@@ -12,11 +12,8 @@ import secrets
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
-from json.encoder import encode_basestring_ascii
-from operator import attrgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -57,11 +54,18 @@ def record_decision(conn: Connection, decision: Decision, attempt: Attempt, *,
 def record_many(conn: Connection, decided: list[tuple[Decision, Attempt]], *,
                 committed: bool, now: datetime) -> None:
     """Write many decisions in one statement."""
+    insert_rows(conn, ledger_rows(conn.dialect, decided, committed=committed, now=now))
+
+
+def ledger_rows(dialect: Dialect, decided: list[tuple[Decision, Attempt]], *,
+                committed: bool, now: datetime) -> list:
+    """Return the ledger rows of ``decided``, ready for ``insert_rows`` on ``dialect``."""
+    # Apart from the insert, so a bulk dry run can build them before it takes the write
+    # lock: on SQLite, one writer at a time holds it.
     if not decided:
-        return
-    insert = _raw_insert(conn.dialect)
-    texts = _Texts(insert.dumps)
-    attempt_json, decision_json = texts.attempt, texts.decision
+        return []
+    insert = _raw_insert(dialect)
+    dumps = insert.dumps
     stamps: dict[datetime, Any] = {}
 
     def stamp(at: datetime) -> Any:
@@ -73,133 +77,27 @@ def record_many(conn: Connection, decided: list[tuple[Decision, Attempt]], *,
         return found
 
     # The same for every row of the batch: converted once.
-    committed, now, source = insert.committed(committed), insert.created_at(now), \
-        insert.dumps(None)
+    committed, now, source = insert.committed(committed), insert.created_at(now), dumps(None)
     rows = [
         (decision.decision_id, decision.person, stamp(attempt.at), attempt.channel,
          attempt.purpose, attempt.sender, attempt.campaign, attempt.template, attempt.product,
-         decision.verdict, committed, attempt_json(attempt), decision_json(decision),
+         decision.verdict, committed, dumps(attempt.to_dict()), dumps(decision.to_dict()),
          decision.policy_version, source, None, now)
         for decision, attempt in decided
     ]
     if not insert.positional:
         names = insert.names
         rows = [dict(zip(names, row, strict=True)) for row in rows]
+    return rows
+
+
+def insert_rows(conn: Connection, rows: list) -> None:
+    """Insert rows built by ``ledger_rows`` for this connection's dialect."""
+    if not rows:
+        return
     # One row as a plain execute: psycopg runs executemany through pipeline mode, an
     # extra sync round trip that a single check would pay every time.
-    conn.exec_driver_sql(insert.sql, rows[0] if len(rows) == 1 else rows)
-
-
-# What json.dumps writes for a text or None value (its own encoder, ensure_ascii).
-def _json_value(value: Any) -> str:
-    if type(value) is str:
-        return encode_basestring_ascii(value)
-    if value is None:
-        return "null"
-    raise TypeError(value)
-
-
-def _split(data: dict, slots: tuple[str, ...]) -> tuple[str, ...] | None:
-    """Split ``json.dumps(data)`` around the values of ``slots``, or None if that fails.
-
-    The text between the slots is the same for every dict that differs from
-    ``data`` only in them: json.dumps encodes each value on its own.
-    """
-    text = json.dumps({**data, **dict.fromkeys(slots, "")})
-    parts = []
-    for slot in slots:
-        marker = f"{json.dumps(slot)}: \"\""
-        # Inside a JSON string every quote is escaped, so the marker is the key itself.
-        end = text.find(marker)
-        if end < 0:
-            return None
-        end += len(marker) - 2
-        parts.append(text[:end])
-        text = text[end + 2:]
-    parts.append(text)
-    # Prove it: a probe in every slot must read exactly as json.dumps writes it.
-    probe = {slot: f"\x01{slot}\u00e9" for slot in slots}
-    if _join(parts, list(probe.values())) != json.dumps({**data, **probe}):
-        return None
-    return tuple(parts)
-
-
-def _join(parts: tuple[str, ...] | list[str], values: list[Any]) -> str:
-    out = [parts[0]]
-    for value, part in zip(values, parts[1:], strict=True):
-        out += (_json_value(value), part)
-    return "".join(out)
-
-
-_ATTEMPT_SLOTS = ("channel", "to", "purpose", "sender", "campaign", "template", "product", "at")
-_ATTEMPT_REST = attrgetter("channel", "purpose", "sender", "campaign", "template", "product")
-_DECISION_SLOTS = ("decision_id", "verdict", "person", "policy_version")
-_DECISION_REST = attrgetter(*(f.name for f in fields(Decision) if f.name not in _DECISION_SLOTS))
-_DECISION_DEFAULTS = _DECISION_REST(Decision("", None))
-
-
-@lru_cache(maxsize=1)
-def _plain_decision() -> tuple[str, ...] | None:
-    return _split(Decision("", None).to_dict(), _DECISION_SLOTS)
-
-
-@lru_cache(maxsize=1)
-def _attempt_text() -> tuple[str, ...] | None:
-    data = Attempt("", "", "", "", datetime(2000, 1, 1, tzinfo=UTC)).to_dict()
-    if tuple(data) != _ATTEMPT_SLOTS:
-        return None  # Attempt.to_dict changed its keys: encode every attempt whole
-    return _split(data, _ATTEMPT_SLOTS)
-
-
-class _Texts:
-    """The JSON text of a batch's attempts and decisions, as ``dumps(x.to_dict())``.
-
-    A batch's attempts differ in little but the recipient (and, for timed
-    checks, the time), and most of its decisions are allows without findings
-    that differ only in id and person: the rest of their text is encoded once
-    per batch and only those values per row (about 10 µs less per row). Anything
-    else, or a serializer other than json.dumps, is encoded whole.
-    """
-
-    def __init__(self, dumps: Callable[[Any], str]) -> None:
-        self.dumps = dumps
-        templated = dumps is json.dumps
-        # Per distinct rest of an attempt: its text before the recipient, between the
-        # recipient and the time, and after the time.
-        self.attempts: dict[tuple, tuple[str, str, str]] = {}
-        self.attempt_parts = _attempt_text() if templated else None
-        self.plain_decision = _plain_decision() if templated else None
-
-    def attempt(self, attempt: Attempt) -> str:
-        at, to = attempt.at, attempt.to
-        if self.attempt_parts is not None and type(at) is datetime and type(to) is str:
-            rest = _ATTEMPT_REST(attempt)
-            parts = self.attempts.get(rest)
-            # Only text and None: values of other types can be equal and read apart
-            # (1, 1.0, True), so they are neither keys nor spliced.
-            if parts is None and all(type(v) is str or v is None for v in rest):
-                p = self.attempt_parts
-                channel, purpose, sender, campaign, template, product = map(_json_value, rest)
-                parts = self.attempts[rest] = (
-                    p[0] + channel + p[1],
-                    "".join((p[2], purpose, p[3], sender, p[4], campaign, p[5], template, p[6],
-                             product, p[7])),
-                    p[8])
-            if parts is not None:
-                # What to_dict writes: the time's isoformat, encoded as json.dumps would.
-                return "".join((parts[0], encode_basestring_ascii(to), parts[1],
-                                encode_basestring_ascii(at.isoformat()), parts[2]))
-        return self.dumps(attempt.to_dict())
-
-    def decision(self, decision: Decision) -> str:
-        parts = self.plain_decision
-        if parts is not None and _DECISION_REST(decision) == _DECISION_DEFAULTS:
-            try:
-                return _join(parts, [decision.decision_id, decision.verdict, decision.person,
-                                     decision.policy_version])
-            except TypeError:
-                pass  # a value the template cannot splice (not text): encode it in full
-        return self.dumps(decision.to_dict())
+    conn.exec_driver_sql(_raw_insert(conn.dialect).sql, rows[0] if len(rows) == 1 else rows)
 
 
 @dataclass(frozen=True)
@@ -210,8 +108,9 @@ class _RawInsert:
     row on building and type-processing parameters than the database did on the
     insert. This does that work once: the statement is SQLAlchemy's own compiled
     text (on PostgreSQL with its casts to JSON and timestamp), the JSON columns
-    get text serialised as SQLAlchemy would (``json.dumps``, so ``None`` is JSON
-    ``null``), and the other columns go through the dialect's bind processors.
+    get text serialised as SQLAlchemy would (the engine's ``json_serializer``, else
+    ``json.dumps``; ``None`` is JSON ``null``), and the other columns go through
+    the dialect's bind processors.
     """
 
     sql: str

@@ -9,9 +9,11 @@ memory stays flat however long the list is.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from guard.errors import GuardError
@@ -19,6 +21,13 @@ from guard.errors import GuardError
 CHUNK = 5_000
 # Chunks in flight per worker: enough that none waits for work, few enough for memory.
 AHEAD = 2
+
+# The cyclic collector's first-generation threshold while screening (Python's is 700).
+# A batch keeps hundreds of decoded profiles alive while it is decided, and at 700 the
+# collector walked them again and again: 13-18 µs of a ~200 µs recipient. Screening makes
+# almost no reference cycles (refcounting frees a batch), so collecting rarely costs little
+# memory: at most this many container objects wait for the collector.
+SCREEN_GC_THRESHOLD = 100_000
 
 # One screened row: verdict, rules joined with ";", decision id, error, field in error.
 Row = tuple[str, str, str, str, str | None]
@@ -31,6 +40,17 @@ def outcome_row(outcome: Any) -> Row:
     if isinstance(outcome, GuardError):
         return "", "", "", outcome.detail, outcome.field
     return outcome.verdict, ";".join(outcome.rules), outcome.decision_id or "", "", None
+
+
+@contextmanager
+def collecting_rarely() -> Iterator[None]:
+    """Raise the collector's first threshold while the block screens; restore it after."""
+    before = gc.get_threshold()
+    gc.set_threshold(SCREEN_GC_THRESHOLD, *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 def screen_rows(guard, attempt: Mapping, recipients: Iterable[Any], commit: bool
@@ -61,6 +81,8 @@ def _start_worker(attempt: dict, commit: bool, config: dict) -> None:
     config.setdefault("WARN_MISSING_PROVIDERS", False)
     _worker.update(guard=create_app(config).extensions["guard"], attempt=attempt,
                    commit=commit)
+    # A worker only screens: it keeps the raised threshold for its life.
+    gc.set_threshold(SCREEN_GC_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def _screen_chunk(recipients: list[Any]) -> list[Row]:

@@ -13,7 +13,6 @@ erasures and bare consents), so their check locks nothing.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 from bisect import insort
@@ -35,6 +34,7 @@ from guard.db import (
     erasures,
     identities,
     ledger,
+    loads_json,
     owner_tasks,
     people,
     read_only,
@@ -445,9 +445,9 @@ class Guard:
             rows = []
         if rows:
             person_id = rows[0].id
-            profile = Profile.from_stored(json.loads(rows[0].profile))
+            profile = Profile.from_stored(loads_json(rows[0].profile))
             data = rows[0].campaign_record
-            found = {attempt.campaign: Campaign.from_dict(json.loads(data))} if data else {}
+            found = {attempt.campaign: Campaign.from_dict(loads_json(data))} if data else {}
         else:
             person_id = None
             profile = self._stranger(conn, target)
@@ -509,8 +509,10 @@ class Guard:
                 if not isinstance(outcome, InvalidField):
                     recorded.append((outcome, item.attempt))
             if recorded:
+                rows = contact_ledger.ledger_rows(self.engine.dialect, recorded,
+                                                  committed=False, now=now)
                 with self.engine.begin() as conn:
-                    contact_ledger.record_many(conn, recorded, committed=False, now=now)
+                    contact_ledger.insert_rows(conn, rows)
         yield from zip(recipients, outcomes, strict=True)
 
     def _read_many(self, conn: Connection, targets: list[Ref], since: datetime,

@@ -342,7 +342,12 @@ def _attempt(**options: Any) -> dict:
 def screen(file: Path, column: str, commit: bool, workers: int | None, output,
            **options: Any) -> None:
     """Screen a CSV list of recipients; write it back with verdict, rules and decision_id."""
-    from guard.screening import CHUNK, screen_in_processes, screen_rows
+    from guard.screening import (
+        CHUNK,
+        collecting_rarely,
+        screen_in_processes,
+        screen_rows,
+    )
 
     attempt = _attempt(**options)
     if "channel" not in attempt:
@@ -368,7 +373,7 @@ def screen(file: Path, column: str, commit: bool, workers: int | None, output,
     counts: dict[str, int] = {}
     # The list is streamed in chunks; only the chunks being screened are in memory.
     with file.open(newline="", encoding="utf-8-sig") as handle, \
-            _progress(total, f"Screening {file.name}") as bar:
+            _progress(total, f"Screening {file.name}") as bar, collecting_rarely():
         chunks = _chunks(csv.DictReader(handle), CHUNK)
         if workers == 1:
             screened = ((rows, list(screen_rows(guard, attempt, [r[column] or "" for r in rows],

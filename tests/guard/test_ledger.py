@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from guard import ledger as contact_ledger
 from guard.db import ledger
@@ -105,40 +102,3 @@ def test_recorded_decisions_read_back_for_the_rules_and_for_display(engine):
         (NOW, "spring-%s", "block", None)
     assert [(r["id"], r["verdict"], r["committed"], r["source"]) for r in shown] == \
         [("dec_1", "block", True, None)]
-
-
-# Small pools, so a batch holds attempts that differ in one value: equal but differently
-# written values (1, 1.0, True; one instant in two offsets or folds) must not share text.
-texts = st.one_of(st.none(), st.sampled_from(["", "a", "null", '"', "é"]), st.text(max_size=4))
-offsets = st.sampled_from([UTC, BERLIN, timezone(timedelta(hours=-5, minutes=-30))])
-times = st.builds(lambda base, tz, fold: base.astimezone(tz).replace(fold=fold),
-                  st.sampled_from([NOW, NOW + timedelta(microseconds=1)]), offsets,
-                  st.integers(0, 1))
-attempts = st.builds(
-    Attempt, channel=st.just("email"),
-    to=st.one_of(st.sampled_from(["a@b.de", "ü@b.de", '"\\"']), st.text(max_size=8)),
-    purpose=st.just("newsletter"), sender=st.just("oem"), at=times,
-    campaign=st.sampled_from([None, "spring"]), template=st.sampled_from([None, "t", "é"]),
-    product=st.sampled_from([None, "1", 1, 1.0, True, 0, False]))
-decisions = st.builds(
-    Decision, verdict=st.sampled_from(["allow", "block"]), person=texts,
-    reasons=st.sampled_from([(), (BLOCK,)]), reroute=st.sampled_from([None, {"owner": "x"}]),
-    not_before=st.one_of(st.none(), times), monitored=st.sampled_from([(), (BLOCK,)]),
-    policy_version=st.one_of(st.text(max_size=4), st.none()),
-    decision_id=st.one_of(st.none(), st.text(max_size=6)))
-
-
-@settings(max_examples=300)
-@given(st.lists(st.tuples(decisions, attempts), min_size=1, max_size=12))
-def test_a_batch_encodes_attempts_and_decisions_as_json_dumps_does(decided):
-    batch = contact_ledger._Texts(json.dumps)
-    for decision, tried in decided:
-        assert batch.attempt(tried) == json.dumps(tried.to_dict())
-        assert batch.decision(decision) == json.dumps(decision.to_dict())
-
-
-def test_attempts_alike_but_for_the_recipient_share_their_text():
-    batch = contact_ledger._Texts(json.dumps)
-    for to in ["a@b.de", "ü@b.de", 'q"@b.de']:
-        assert batch.attempt(attempt(to)) == json.dumps(attempt(to).to_dict())
-    assert len(batch.attempts) == 1
