@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import select
 import shutil
 import socket
@@ -183,6 +184,22 @@ def test_answers_are_read_as_requests_reads_them(provider):
     assert fwd.send(mail(up.url)).state == SENT
     # The 429 said it closes the connection: the third send came on a new one.
     assert [number for number, _ in up.requests] == [1, 1, 2]
+
+
+def test_an_answer_behind_early_hints_is_unknown_and_never_sent_again(provider):
+    # http.client cannot read past a 103: the provider may have acted, so a human decides.
+    up = provider(lambda n: (b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" + OK, "keep"))
+    outcome = forwarder().send(mail(up.url))
+    assert (outcome.state, outcome.attempts, len(up.requests)) == (UNKNOWN, 1, 1)
+
+
+def test_a_compressed_answer_is_read_decompressed(provider):
+    body = gzip.compress(b'{"errors": [{"message": "bad from"}]}')
+    up = provider(lambda n: (b"HTTP/1.1 400 Bad Request\r\nContent-Encoding: gzip\r\n"
+                             b"Content-Length: %d\r\n\r\n%s" % (len(body), body), "keep"))
+    outcome = forwarder().send(mail(up.url))
+    assert outcome.state == REJECTED
+    assert outcome.reply.body == b'{"errors": [{"message": "bad from"}]}'
 
 
 def test_a_provider_behind_a_proxy_is_reached_through_the_proxy(provider, monkeypatch):
