@@ -10,7 +10,7 @@ executemany; ``build_profile`` reads one person alone and builds the same.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -174,6 +174,10 @@ def _assemble_dict(person_id: str, own: list, account_entry: tuple | None, bare:
     source_dicts: dict[str, dict] = {}
     for row in own:
         kind = row["type"]
+        if kind == "touch":
+            # A contact made elsewhere is evidence in the ledger, not part of the profile
+            # (and a touch alone does not rebuild its person).
+            continue
         key = (row["source_system"], row["source_type"] or kind, row["source_id"])
         found = cited.get(key)
         if found is None:
@@ -398,16 +402,23 @@ def _drop_unstated(conn: Connection, live: list[str], own: Mapping[str, list]) -
         conn.execute(_DELETE_IDENTITY, gone)
 
 
-def rebuild(conn: Connection, person_ids: Iterable[str], policy, now: datetime) -> None:
-    """Rebuild the profile, identities and flags of each person."""
+def rebuild(conn: Connection, person_ids: Iterable[str], policy, now: datetime,
+            restated: Collection[str] | None = None) -> None:
+    """Rebuild the profile, identities and flags of each person.
+
+    ``restated`` names the people whose person records changed or were removed
+    since their last rebuild: only they can hold identities no record states
+    any more, so only theirs are checked (None: everyone's).
+    """
     account_cache: dict = {}
     shared: dict = {}
     for part in _chunks(sorted(set(person_ids))):
-        _rebuild_chunk(conn, part, policy, now, account_cache, shared)
+        _rebuild_chunk(conn, part, policy, now, account_cache, shared, restated)
 
 
 def _rebuild_chunk(conn: Connection, person_ids: list[str], policy, now: datetime,
-                   account_cache: dict, shared: dict) -> None:
+                   account_cache: dict, shared: dict,
+                   restated: Collection[str] | None = None) -> None:
     state = {pid: (erased, old_hash) for pid, erased, old_hash
              in conn.execute(_PEOPLE, {"ids": person_ids}).all()}
     live = [pid for pid in person_ids if pid in state and not state[pid][0]]
@@ -416,7 +427,9 @@ def _rebuild_chunk(conn: Connection, person_ids: list[str], policy, now: datetim
     own: dict[str, list] = {pid: [] for pid in live}
     for row in conn.execute(_OWN_RECORDS, {"ids": live}).mappings():
         own[row["person_id"]].append(row)
-    _drop_unstated(conn, live, own)
+    checked = live if restated is None else [pid for pid in live if pid in restated]
+    if checked:
+        _drop_unstated(conn, checked, own)
     wanted_accounts = {_account_of(own[pid]) for pid in live} - {None} - set(account_cache)
     if wanted_accounts:
         account_cache.update(_accounts_records(conn, sorted(wanted_accounts)))

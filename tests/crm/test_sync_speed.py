@@ -1,0 +1,184 @@
+"""What the sync's shortcuts must not change: the same records give the same store.
+
+A sync re-reads records (look-back windows, a resumed crash, a lost
+bookmark) and rebuilds people whose records it stored; the store it leaves
+must not depend on how often or in which pieces the records arrived, and an
+identity a CRM record no longer states must stop naming the person.
+"""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+import sqlalchemy as sa
+
+from connectors.hubspot import parse_mapping
+from guard import crm
+from guard.db import accounts, identities, ledger, make_engine, people, records, upgrade
+from guard.events import collector_paused
+from guard.service import Guard
+from policies.model import parse_datetime
+from tests.connectors.hubspot.conftest import OWNERS, seed_portal
+from tests.connectors.hubspot.conftest import make_connector as make_hubspot
+from tests.connectors.salesforce.conftest import make_connector as make_salesforce
+from tests.connectors.salesforce.org import REP_USER, build_dealer_org
+
+
+def snapshot(engine) -> dict:
+    """Everything a sync stores, people named by their first identity (ids are random)."""
+    with engine.connect() as conn:
+        names: dict[str, str] = {}
+        for person_id, kind, value in conn.execute(
+                sa.select(identities.c.person_id, identities.c.kind, identities.c.value)
+                .order_by(identities.c.kind, identities.c.value)):
+            names.setdefault(person_id, f"{kind}:{value}")
+
+        def name(person_id):
+            return names.get(person_id, "?") if person_id else None
+
+        def named(profile):
+            return str({k: v for k, v in profile.items()
+                        if k != "id"})
+
+        return {
+            "identities": sorted((kind, value, name(pid)) for pid, kind, value in conn.execute(
+                sa.select(identities.c.person_id, identities.c.kind, identities.c.value))),
+            "records": sorted(
+                (r.source_system, r.source_type, r.source_id, r.type, str(r.payload),
+                 name(r.person_id), r.account_id or "", r.address or "")
+                for r in conn.execute(sa.select(records))),
+            "ledger": sorted((r.record_key or "", name(r.person_id),
+                              parse_datetime(r.at).isoformat(), r.channel)
+                             for r in conn.execute(sa.select(ledger))),
+            "accounts": sorted((r.ref, str(r.account)) for r in conn.execute(sa.select(accounts))),
+            "people": sorted((name(r.id), named(r.profile), str(r.flags), r.flags_hash)
+                             for r in conn.execute(sa.select(people))),
+        }
+
+
+def _forget_bookmarks(engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.delete(crm.sync_bookmarks))
+
+
+def _sync(guard, connector) -> None:
+    summary, rejected = crm.run_sync(guard, connector)
+    assert (summary.stopped, rejected) == (None, [])
+
+
+def _dealer_org(org) -> dict[str, str]:
+    ids = build_dealer_org(org)
+    ids["carl"] = org.insert("Contact", Name="Carl Ode", Email="carl@acme.example",
+                             AccountId=ids["acme"], OwnerId=REP_USER, HasOptedOutOfEmail=False,
+                             DoNotCall=False)
+    org.advance(minutes=5)
+    return ids
+
+
+@pytest.fixture
+def reference(tmp_path, policy, clock):
+    """A second, empty SQLite store on the same clock, for a sync that runs undisturbed."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'reference.db'}")
+    upgrade(engine)
+    yield Guard(engine, policy, clock=clock)
+    engine.dispose()
+
+
+def test_salesforce_records_synced_again_leave_the_store_as_it_was(org, guard, engine):
+    _dealer_org(org)
+    _sync(guard, make_salesforce(org))
+    first = snapshot(engine)
+
+    _forget_bookmarks(engine)  # everything is read and stored a second time
+    _sync(guard, make_salesforce(org))
+    second = snapshot(engine)
+    _forget_bookmarks(engine)
+    _sync(guard, make_salesforce(org))
+
+    assert snapshot(engine) == first
+    assert snapshot(engine) == second
+    assert len(second["people"]) == 4 and second["records"] and second["ledger"]
+
+
+def test_hubspot_records_synced_again_leave_the_store_as_it_was(portal_server, guard, engine):
+    seed_portal(portal_server)
+    _sync(guard, make_hubspot(portal_server, parse_mapping(OWNERS)))
+    first = snapshot(engine)
+
+    _forget_bookmarks(engine)
+    _sync(guard, make_hubspot(portal_server, parse_mapping(OWNERS)))
+    second = snapshot(engine)
+    _forget_bookmarks(engine)
+    _sync(guard, make_hubspot(portal_server, parse_mapping(OWNERS)))
+
+    assert snapshot(engine) == first
+    assert snapshot(engine) == second
+    assert second["people"] and second["records"] and second["ledger"]
+
+
+@pytest.mark.parametrize("stored", [False, True], ids=["before-storing", "after-storing"])
+def test_a_sync_resumed_after_a_crash_stores_what_an_undisturbed_one_stores(
+        org, guard, engine, reference, stored):
+    _dealer_org(org)
+    _sync(reference, make_salesforce(org))
+    real_ingest, calls = guard.ingest, []
+
+    def ingest_then_crash(events):
+        calls.append(len(events))
+        if len(calls) == 4:
+            if stored:
+                real_ingest(events)  # committed, but its bookmark is never saved
+            raise RuntimeError("the store went away")
+        return real_ingest(events)
+
+    guard.ingest = ingest_then_crash
+    with pytest.raises(RuntimeError):
+        crm.run_sync(guard, make_salesforce(org))
+    guard.ingest = real_ingest
+    assert crm.StoreBookmarks(engine, "salesforce").all(), "finished batches were committed"
+
+    _sync(guard, make_salesforce(org))
+
+    assert snapshot(engine) == snapshot(reference.engine, )
+
+
+def test_an_address_a_contact_no_longer_states_stops_naming_the_person(org, guard, clock):
+    ids = _dealer_org(org)
+    _sync(guard, make_salesforce(org))
+    anna = guard.resolve({"salesforce": ids["anna"]})
+    assert guard.resolve("anna@example.com") == anna
+
+    org.update(ids["anna"], Email="anna.berg@example.com")
+    # A deal on her account in the same sync rebuilds every colleague, too.
+    org.insert("Opportunity", Name="Fleet", IsWon=True, IsClosed=True, CloseDate="2026-06-01",
+               AccountId=ids["acme"], Amount=90000, StageName="Closed Won", OwnerId=REP_USER)
+    org.advance(minutes=5)
+    clock.advance(minutes=5)
+    _sync(guard, make_salesforce(org))
+
+    assert guard.resolve("anna.berg@example.com") == anna
+    assert guard.resolve("anna@example.com") is None
+    assert guard.resolve("ben@acme.example") == guard.resolve({"salesforce": ids["ben"]})
+
+
+def test_the_collector_runs_again_after_a_batch_that_failed(guard):
+    assert gc.isenabled()
+    result = guard.ingest([{"type": "person", "source": {"system": "crm", "id": "1"},
+                            "emails": ["ada@example.com"]}])
+    assert result["accepted"] == 1 and gc.isenabled()
+
+    with pytest.raises(RuntimeError), collector_paused():
+        assert not gc.isenabled()
+        raise RuntimeError("a bug mid-batch")
+    assert gc.isenabled()
+
+
+def test_a_collector_paused_by_the_caller_stays_paused():
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
