@@ -15,46 +15,14 @@ import sqlalchemy as sa
 
 from connectors.hubspot import parse_mapping
 from guard import crm
-from guard.db import accounts, identities, ledger, make_engine, people, records, upgrade
+from guard.db import make_engine, upgrade
 from guard.events import collector_paused
 from guard.service import Guard
-from policies.model import parse_datetime
 from tests.connectors.hubspot.conftest import OWNERS, seed_portal
 from tests.connectors.hubspot.conftest import make_connector as make_hubspot
 from tests.connectors.salesforce.conftest import make_connector as make_salesforce
 from tests.connectors.salesforce.org import REP_USER, build_dealer_org
-
-
-def snapshot(engine) -> dict:
-    """Everything a sync stores, people named by their first identity (ids are random)."""
-    with engine.connect() as conn:
-        names: dict[str, str] = {}
-        for person_id, kind, value in conn.execute(
-                sa.select(identities.c.person_id, identities.c.kind, identities.c.value)
-                .order_by(identities.c.kind, identities.c.value)):
-            names.setdefault(person_id, f"{kind}:{value}")
-
-        def name(person_id):
-            return names.get(person_id, "?") if person_id else None
-
-        def named(profile):
-            return str({k: v for k, v in profile.items()
-                        if k != "id"})
-
-        return {
-            "identities": sorted((kind, value, name(pid)) for pid, kind, value in conn.execute(
-                sa.select(identities.c.person_id, identities.c.kind, identities.c.value))),
-            "records": sorted(
-                (r.source_system, r.source_type, r.source_id, r.type, str(r.payload),
-                 name(r.person_id), r.account_id or "", r.address or "")
-                for r in conn.execute(sa.select(records))),
-            "ledger": sorted((r.record_key or "", name(r.person_id),
-                              parse_datetime(r.at).isoformat(), r.channel)
-                             for r in conn.execute(sa.select(ledger))),
-            "accounts": sorted((r.ref, str(r.account)) for r in conn.execute(sa.select(accounts))),
-            "people": sorted((name(r.id), named(r.profile), str(r.flags), r.flags_hash)
-                             for r in conn.execute(sa.select(people))),
-        }
+from tests.snapshots import store_snapshot
 
 
 def _forget_bookmarks(engine) -> None:
@@ -88,33 +56,33 @@ def reference(tmp_path, policy, clock):
 def test_salesforce_records_synced_again_leave_the_store_as_it_was(org, guard, engine):
     _dealer_org(org)
     _sync(guard, make_salesforce(org))
-    first = snapshot(engine)
+    first = store_snapshot(engine)
 
     _forget_bookmarks(engine)  # everything is read and stored a second time
     _sync(guard, make_salesforce(org))
-    second = snapshot(engine)
+    second = store_snapshot(engine)
     _forget_bookmarks(engine)
     _sync(guard, make_salesforce(org))
 
-    assert snapshot(engine) == first
-    assert snapshot(engine) == second
-    assert len(second["people"]) == 4 and second["records"] and second["ledger"]
+    assert store_snapshot(engine) == first
+    assert store_snapshot(engine) == second
+    assert len(second["profiles"]) == 4 and second["records"] and second["ledger"]
 
 
 def test_hubspot_records_synced_again_leave_the_store_as_it_was(portal_server, guard, engine):
     seed_portal(portal_server)
     _sync(guard, make_hubspot(portal_server, parse_mapping(OWNERS)))
-    first = snapshot(engine)
+    first = store_snapshot(engine)
 
     _forget_bookmarks(engine)
     _sync(guard, make_hubspot(portal_server, parse_mapping(OWNERS)))
-    second = snapshot(engine)
+    second = store_snapshot(engine)
     _forget_bookmarks(engine)
     _sync(guard, make_hubspot(portal_server, parse_mapping(OWNERS)))
 
-    assert snapshot(engine) == first
-    assert snapshot(engine) == second
-    assert second["people"] and second["records"] and second["ledger"]
+    assert store_snapshot(engine) == first
+    assert store_snapshot(engine) == second
+    assert second["profiles"] and second["records"] and second["ledger"]
 
 
 @pytest.mark.parametrize("stored", [False, True], ids=["before-storing", "after-storing"])
@@ -140,7 +108,7 @@ def test_a_sync_resumed_after_a_crash_stores_what_an_undisturbed_one_stores(
 
     _sync(guard, make_salesforce(org))
 
-    assert snapshot(engine) == snapshot(reference.engine, )
+    assert store_snapshot(engine) == store_snapshot(reference.engine, )
 
 
 def test_an_address_a_contact_no_longer_states_stops_naming_the_person(org, guard, clock):

@@ -14,11 +14,12 @@ import pytest
 import sqlalchemy as sa
 
 from guard import profiles
-from guard.db import accounts, identities, ledger, make_engine, people, records, upgrade
+from guard.db import identities, make_engine, people, upgrade
 from guard.demo.sample import generate
 from guard.flags import flags_for, hash_flags, lapses_at
 from guard.service import Guard
 from tests.conftest import POSTGRES_URL, postgres_schema_url
+from tests.snapshots import store_snapshot
 
 from .conftest import NOW, accepted, person, purchase
 
@@ -157,33 +158,6 @@ def test_chunked_and_single_rebuilds_write_the_same_rows(store, engine, policy, 
     assert runs[0] == runs[1] == runs[2]
 
 
-def snapshot(engine) -> dict:
-    """What events can change, people named by their first identity (ids are random)."""
-    with engine.connect() as conn:
-        names = {}
-        for person_id, kind, value in conn.execute(
-                sa.select(identities.c.person_id, identities.c.kind, identities.c.value)
-                .order_by(identities.c.kind, identities.c.value)):
-            names.setdefault(person_id, f"{kind}:{value}")
-
-        def name(person_id):
-            return names.get(person_id, "?") if person_id else None
-
-        return {
-            "identities": sorted((kind, value, name(pid)) for pid, kind, value in conn.execute(
-                sa.select(identities.c.person_id, identities.c.kind, identities.c.value))),
-            "records": sorted(
-                (r.source_system, r.source_type, r.source_id, r.type, str(r.payload),
-                 name(r.person_id), r.account_id or "", r.address or "")
-                for r in conn.execute(sa.select(records))),
-            "ledger": sorted((r.record_key or "", name(r.person_id), str(r.at), r.channel)
-                             for r in conn.execute(sa.select(ledger))),
-            "accounts": sorted((r.ref, str(r.account)) for r in conn.execute(sa.select(accounts))),
-            "profiles": sorted(
-                (name(r.id), str({k: v for k, v in r.profile.items() if k != "id"}),
-                 str(r.flags))
-                for r in conn.execute(sa.select(people)) if not r.erased),
-        }
 
 
 def test_refused_events_among_valid_ones_leave_no_trace(guard_factory):
@@ -213,7 +187,7 @@ def test_refused_events_among_valid_ones_leave_no_trace(guard_factory):
                                 "person": {"email": "erased@example.com"}}]))
         result = other.ingest(events)
         assert result["accepted"] == len(valid)
-        results.append(snapshot(other.engine))
+        results.append(store_snapshot(other.engine))
     assert results[0] == results[1]
     assert len(results[0]["ledger"]) == 1
 
@@ -235,7 +209,7 @@ def test_a_source_repeated_within_a_batch_is_stored_as_in_separate_batches(guard
     assert accepted(together.ingest(events)) == len(events)
     for event in events:
         accepted(apart.ingest([event]))
-    assert snapshot(together.engine) == snapshot(apart.engine)
+    assert store_snapshot(together.engine) == store_snapshot(apart.engine)
     view = together.person(together.resolve("anna@example.com"))
     assert view["profile"]["name"] == "Anna Schulz"
     assert [p["product"] for p in view["profile"]["purchases"]] == ["vw-golf"]
