@@ -24,7 +24,6 @@ from __future__ import annotations
 import email.utils
 import http.client
 import os
-import select
 import socket
 import ssl
 import threading
@@ -56,6 +55,7 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential_jitter,
 )
+from urllib3.util.wait import wait_for_read
 
 SENT, REJECTED, FAILED, UNKNOWN = "sent", "rejected", "failed", "unknown"
 
@@ -266,10 +266,8 @@ _PORTS = {"http": 80, "https": 443}
 def _dropped(sock: socket.socket) -> bool:
     """Tell whether an idle connection's peer closed it (or sent what nobody asked for)."""
     # An idle keep-alive socket is readable only once the server has closed it (EOF) or
-    # broken the protocol; either way it must not carry a request. urllib3 checks the same.
-    poller = select.poll()
-    poller.register(sock, select.POLLIN)
-    return bool(poller.poll(0))
+    # broken the protocol; either way it must not carry a request. urllib3's own check.
+    return wait_for_read(sock, timeout=0.0)
 
 
 def _tls_context(verify: bool | str) -> ssl.SSLContext:
