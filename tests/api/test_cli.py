@@ -115,6 +115,29 @@ def test_screen_writes_verdicts_per_row(runner, tmp_path, store_guard):
     assert "3 recipients" in result.stderr
 
 
+def test_screen_keeps_ragged_rows_to_the_header(runner, tmp_path, store_guard):
+    # Exported lists are ragged: blank lines, rows missing trailing cells, stray cells
+    # past the header. Every row keeps the header's columns, then gets its verdict.
+    _otto_opted_out(store_guard)
+    listing = tmp_path / "list.csv"
+    listing.write_text("\ufeffsegment,email,note\n"
+                       "a,otto@example.com,x\n\n"
+                       "b,new@example.org\n"
+                       "c\n"
+                       "d,new@example.org,y,stray,cells\n", encoding="utf-8")
+    result = runner.invoke(main, ["screen", str(listing), "--column", "email", "--channel",
+                                  "email", "--purpose", "newsletter", "--sender", "oem"])
+    assert result.exit_code == 0, result.output
+    lines = list(csv.reader(io.StringIO(result.stdout)))
+    assert lines[0] == ["segment", "email", "note", "verdict", "rules", "decision_id", "error"]
+    assert all(len(line) == 7 for line in lines)
+    assert [(line[0], line[1], line[2], line[3]) for line in lines[1:]] == [
+        ("a", "otto@example.com", "x", "block"), ("b", "new@example.org", "", "allow"),
+        ("c", "", "", ""), ("d", "new@example.org", "y", "allow")]
+    assert lines[3][6].startswith("to:")  # the row without an address says why
+    assert "4 recipients: 2 allow, 1 block, 1 invalid." in result.stderr
+
+
 def test_screen_in_several_processes_answers_every_row_in_list_order(runner, tmp_path,
                                                                       store_guard):
     _otto_opted_out(store_guard)
