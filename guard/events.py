@@ -31,10 +31,12 @@ from sqlalchemy.engine import Connection
 from guard.db import (
     accounts,
     campaigns,
+    dumps_json,
     erasure_notices,
     erasures,
     identities,
     ledger,
+    loads_json,
     owner_tasks,
     people,
     person_aliases,
@@ -495,6 +497,13 @@ _PERSON_OR_ALIAS = sa.union_all(
     sa.select(person_aliases.c.person_id.label("id"))
     .where(person_aliases.c.alias == sa.bindparam("value")),
 )
+# Many at once: the person each of a list of ids (or merged-away aliases) is now.
+_PEOPLE_OR_ALIASES = sa.union_all(
+    sa.select(people.c.id.label("value"), people.c.id.label("id"))
+    .where(people.c.id.in_(sa.bindparam("ids", expanding=True))),
+    sa.select(person_aliases.c.alias.label("value"), person_aliases.c.person_id.label("id"))
+    .where(person_aliases.c.alias.in_(sa.bindparam("ids", expanding=True))),
+)
 _PERSON_OF_IDENTITY = sa.select(identities.c.person_id).where(
     identities.c.kind == sa.bindparam("kind"), identities.c.value == sa.bindparam("value"))
 
@@ -577,6 +586,7 @@ class _Store:
         self._any_erasure = conn.execute(_ANY_ERASURE).first() is not None
         self._records: dict[tuple, Mapping | None] = {}  # by source key; None: no record
         self._identities: dict[Ref, str | None] = {}  # non-person refs; None: nobody
+        self._persons: dict[str, str | None] = {}  # person ids read again; None: gone
         self._pending: dict[str, list[dict]] = {"people": [], "identities": [], "records": [],
                                                 "ledger": []}
         self._touch_keys: set[str] = set()  # ledger rows of reported touches that exist
@@ -598,6 +608,13 @@ class _Store:
                         "ids": wanted[start:start + _PREFETCH]}).mappings():
                     self._records[(row["source_system"], row["source_type"],
                                    row["source_id"], row["type"])] = row
+        # The people stored person records name: each is resolved again when read again.
+        held = sorted({row["person_id"] for row in self._records.values()
+                       if row is not None and row["type"] == "person" and row["person_id"]})
+        for start in range(0, len(held), _PREFETCH):
+            part = held[start:start + _PREFETCH]
+            self._persons.update(dict.fromkeys(part))
+            self._persons.update(self.conn.execute(_PEOPLE_OR_ALIASES, {"ids": part}).all())
         refs = {ref for e in events for ref in (*e.identities, e.person)
                 if ref is not None and ref.kind != "person"}
         self._identities.update(self._lookup_identities(refs))
@@ -639,6 +656,8 @@ class _Store:
         if ref.kind == "person":
             if ref.value in self._pending_people:
                 return ref.value
+            if ref.value in self._persons:
+                return self._persons[ref.value]
             # Rows still pending are fresh people, never an alias: the store answers alone.
             return resolve_person(self.conn, ref)
         if ref not in self._identities:
@@ -689,9 +708,15 @@ class _Store:
 
     def _upsert(self, event: Event, payload: dict, *, person_id: str | None = None,
                 account_id: str | None = None, address: str | None = None,
-                old: Mapping | None = None, looked_up: bool = False) -> Mapping | None:
+                old: Mapping | None = None, looked_up: bool = False) -> bool:
+        """Store the event's record; return False when it was stored already, unchanged."""
         if not looked_up:
             old = self._record(event)
+        if old is not None and _unchanged(old, payload, person_id, account_id, address):
+            # A record read again as it was (a re-sync, or an edit of a field the guard does
+            # not map) is not new: no write, no rebuild of its people, and its updated_at
+            # keeps saying when its content last changed (profiles order records by it).
+            return False
         values = {"payload": payload, "person_id": person_id, "account_id": account_id,
                   "address": address, "updated_at": self.now}
         key = _key(event)
@@ -707,7 +732,7 @@ class _Store:
             self._touch_owner_of(old)
             if event.type == "person":
                 self.restated.update(p for p in (old["person_id"], person_id) if p)
-        return old
+        return True
 
     def _touch_owner_of(self, row: Mapping) -> None:
         if row["person_id"]:
@@ -772,6 +797,8 @@ class _Store:
         # The person's identities and records are gone: forget what was cached of them.
         self._identities = {ref: (None if pid == person_id else pid)
                             for ref, pid in self._identities.items()}
+        self._persons = {value: (None if pid == person_id else pid)
+                         for value, pid in self._persons.items()}
         self._records.clear()
         self._any_erasure = True
         self.people.discard(person_id)
@@ -810,6 +837,8 @@ class _Store:
                     # What the loser held (identities, records) is the winner's now.
                     self._identities = {ref: (winner if pid == loser else pid)
                                         for ref, pid in self._identities.items()}
+                    self._persons = {value: (winner if pid == loser else pid)
+                                     for value, pid in self._persons.items()}
                 self._records.clear()
         for ref in missing:
             self._pending["identities"].append(
@@ -817,9 +846,10 @@ class _Store:
             self._identities[ref] = winner
         account_id = self._account_ref(event.account) if event.account else None
         payload = {**event.fields, "identities": [[r.kind, r.value] for r in event.identities]}
-        self._upsert(event, payload, person_id=winner, account_id=account_id, old=old,
-                     looked_up=True)
-        self.people.add(winner)
+        changed = self._upsert(event, payload, person_id=winner, account_id=account_id,
+                               old=old, looked_up=True)
+        if changed or missing or len(found) != 1:
+            self.people.add(winner)
 
     def _account_ref(self, ref: Ref) -> str:
         # A person or contract may name its account before the account's own event
@@ -837,11 +867,12 @@ class _Store:
     def _account(self, event: Event) -> None:
         ref = source_ref(event.source.system, event.source.id)
         account_id = self._account_ref(ref)
+        if not self._upsert(event, dict(event.fields), account_id=account_id):
+            return  # the account as stored: its members need no rebuild
         account = Account(id=account_id, source=event.evidence,
                           **{k: event.fields.get(k) for k in ("name", "domain", "owner")})
         self.conn.execute(sa.update(accounts).where(accounts.c.id == account_id)
                           .values(account=account.to_dict(), updated_at=self.now))
-        self._upsert(event, dict(event.fields), account_id=account_id)
         self.accounts.add(account_id)
 
     # -- facts, touches, campaigns -----------------------------------------------------
@@ -858,8 +889,9 @@ class _Store:
                 self._refuse_erased(event.type, [ref])
                 address = ref.value
         account_id = self._account_ref(event.account) if event.account else None
-        self._upsert(event, dict(event.fields), person_id=person_id, account_id=account_id,
-                     address=address)
+        if not self._upsert(event, dict(event.fields), person_id=person_id,
+                            account_id=account_id, address=address):
+            return
         if person_id:
             self.people.add(person_id)
         if account_id:
@@ -869,9 +901,11 @@ class _Store:
         person_id = self._resolve(event.person)
         if person_id is None:
             raise InvalidField("touch.person", f"no person matches {describe(event.person)}")
-        self._upsert(event, dict(event.fields), person_id=person_id)
+        changed = self._upsert(event, dict(event.fields), person_id=person_id)
         key = event.source.key
         if key in self._touch_keys:
+            if not changed:
+                return  # its ledger row says the same already
             self._flush()
             upsert_touch(self.conn, person_id, key, event.evidence, event.fields, self.now)
             return
@@ -889,6 +923,15 @@ class _Store:
         self.conn.execute(sa.insert(campaigns).values(
             id=campaign.id, campaign=campaign.to_dict(), record_key=key, updated_at=self.now))
         self._upsert(event, dict(event.fields))
+
+
+def _unchanged(old: Mapping, payload: dict, person_id: str | None, account_id: str | None,
+               address: str | None) -> bool:
+    """Return whether a stored record already holds this payload for these owners."""
+    if (old["person_id"], old["account_id"], old["address"]) != (person_id, account_id, address):
+        return False
+    # Compared as stored: through JSON, as the record was read back (dates become text).
+    return old["payload"] == loads_json(dumps_json(payload))
 
 
 def merge_people(conn: Connection, loser: str, winner: str) -> None:

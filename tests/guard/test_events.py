@@ -94,6 +94,42 @@ def test_the_same_batch_twice_leaves_the_same_state(store, engine):
     assert snapshot(engine) == first
 
 
+def test_records_read_again_unchanged_are_not_written_again(engine, policy):
+    # A re-sync (or an edit of a field the guard does not map) reads records as they are:
+    # nothing is new, so no record, person or ledger row is rewritten. Only what changed
+    # is stored, and only its people are rebuilt.
+    from datetime import timedelta
+
+    from guard.service import Guard
+
+    from .conftest import NOW
+
+    def times() -> dict:
+        with engine.connect() as conn:
+            return {
+                "records": dict(conn.execute(sa.select(records.c.source_id,
+                                                       records.c.updated_at)).all()),
+                "people": dict(conn.execute(sa.select(people.c.id, people.c.updated_at)).all()),
+                "ledger": conn.execute(sa.select(ledger.c.source)).scalars().all(),
+            }
+
+    Guard(engine, policy, clock=lambda: NOW).ingest(every_type())
+    before = times()
+    later = Guard(engine, policy, clock=lambda: NOW + timedelta(days=1))
+    assert accepted(later.ingest(every_type())) == 10
+    assert times() == before
+
+    edited = every_type()
+    edited[6]["mileage"] = 16000  # the service record: Anna's profile must show it
+    assert accepted(later.ingest(edited)) == 10
+    after = times()
+    changed = {sid for sid, at in after["records"].items() if at != before["records"][sid]}
+    assert changed == {"S1"}
+    assert all(at > before["people"][pid] for pid, at in after["people"].items())
+    anna = later.person(later.resolve("anna@example.com"))["profile"]
+    assert anna["services"][0]["mileage"] == 16000
+
+
 def test_an_event_with_a_known_source_updates_its_record(store):
     accepted(store.ingest([person("003A", "anna@example.com", name="Anna")]))
     accepted(store.ingest([person("003A", "anna@example.com", name="Anna Schulz")]))
