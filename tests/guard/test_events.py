@@ -246,6 +246,31 @@ def test_an_event_linking_two_people_merges_them_keeping_facts_and_ledger(store)
     assert [e["id"] for e in view["ledger"]] == [decided.decision_id]
 
 
+def test_a_merge_among_records_read_again_unchanged_keeps_everyone_together(store, engine):
+    first_sync = [
+        person("003A", "anna@example.com"),
+        {"type": "person", "source": {"system": "dms", "id": "C-1001"},
+         "phones": ["+491701234567"]},
+        purchase("P1", {"email": "anna@example.com"}),
+        purchase("P2", {"phone": "+491701234567"}, product="vw-golf"),
+    ]
+    accepted(store.ingest(first_sync))
+    # The next sync reads both people again unchanged, around the one change that links
+    # them: the people resolved for the unchanged records must follow the merge.
+    accepted(store.ingest([first_sync[1],
+                           person("003A", "anna@example.com", phones=["+491701234567"]),
+                           first_sync[1], first_sync[3], first_sync[2]]))
+    merged = store.resolve("anna@example.com")
+    assert store.resolve("+491701234567") == merged
+    with engine.connect() as conn:
+        owners = set(conn.execute(sa.select(records.c.person_id)
+                                  .where(records.c.type.in_(["person", "purchase"]))).scalars())
+    assert owners == {merged}
+    profile = store.person(merged)["profile"]
+    assert sorted(p["product"] for p in profile["purchases"]) == ["audi-a4", "vw-golf"]
+    assert profile["phones"] == ["+491701234567"]
+
+
 def test_a_deleted_event_retracts_its_record(store):
     accepted(store.ingest([person("003A", "anna@example.com"),
                            purchase("P1", {"email": "anna@example.com"})]))
