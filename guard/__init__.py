@@ -63,7 +63,7 @@ def _init_store(app: Flask) -> None:
             # The embedded default needs no setup; PostgreSQL is migrated by `guard db upgrade`
             # in the release phase, so replicas never race to migrate.
             upgrade(engine)
-        guard = Guard(engine, policy)
+        guard = Guard(engine, policy, check_lanes=app.config["CHECK_LANES"])
     app.extensions["guard"] = guard
     app.extensions["guard.engine"] = guard.engine
     if app.config.get("ADMIN_KEY"):

@@ -30,12 +30,15 @@ DEFAULTS: dict[str, Any] = {
     "EVENTS_MAX_BATCH": 10_000,
     # How many screen results are joined into one chunk of the streamed response.
     "SCREEN_CHUNK": 500,
+    # Check transactions one process runs at once on PostgreSQL (SQLite has one writer).
+    "CHECK_LANES": 2,
     "JSON_SORT_KEYS": False,
 }
 
 # Settings that are text even when they look like JSON numbers or booleans.
 _TEXT = ("DATABASE_URL", "POLICY", "ADMIN_KEY")
-_INTEGERS = ("MAX_CONTENT_LENGTH", "SCREEN_MAX_RECIPIENTS", "EVENTS_MAX_BATCH", "SCREEN_CHUNK")
+_INTEGERS = ("MAX_CONTENT_LENGTH", "SCREEN_MAX_RECIPIENTS", "EVENTS_MAX_BATCH", "SCREEN_CHUNK",
+             "CHECK_LANES")
 
 
 class ConfigurationError(RuntimeError):

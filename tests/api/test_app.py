@@ -77,6 +77,22 @@ def test_a_bad_number_setting_names_it(tmp_path, monkeypatch):
         create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'p.db'}"})
 
 
+@pytest.mark.parametrize("lanes", ["0", "two"])
+def test_a_bad_check_lanes_setting_names_it(tmp_path, monkeypatch, lanes):
+    monkeypatch.setenv("GUARD_CHECK_LANES", lanes)
+    with pytest.raises(ConfigurationError, match="GUARD_CHECK_LANES"):
+        create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'p.db'}"})
+
+
+def test_check_lanes_apply_to_postgresql_and_never_to_sqlite(db_url, monkeypatch):
+    monkeypatch.setenv("GUARD_CHECK_LANES", "1" if db_url.startswith("sqlite") else "3")
+    guard = create_app({"DATABASE_URL": db_url}).extensions["guard"]
+    assert guard._batcher.lanes == (1 if db_url.startswith("sqlite") else 3)
+    monkeypatch.setenv("GUARD_CHECK_LANES", "4")
+    guard = create_app({"DATABASE_URL": db_url}).extensions["guard"]
+    assert guard._batcher.lanes == (1 if db_url.startswith("sqlite") else 4)
+
+
 def test_healthz_reports_an_unmigrated_store_without_crashing(db_url):
     # PostgreSQL is migrated in the release phase, never at start-up; SQLite always is.
     app = create_app({"DATABASE_URL": db_url, "ADMIN_KEY": "boot"})
