@@ -128,7 +128,10 @@ ledger = sa.Table(
     sa.Column("source", sa.JSON),
     sa.Column("record_key", sa.String(400), unique=True),
     sa.Column("created_at", _TIME, nullable=False),
-    sa.Index("ix_ledger_person_at", "person_id", "at"),
+    # A check reads a person's committed entries since a time. Dry runs (screens, checks
+    # with commit false) are recorded too but never counted: with "committed" before "at"
+    # a check's range holds only what it counts, however many lists were screened.
+    sa.Index("ix_ledger_person_committed_at", "person_id", "committed", "at"),
 )
 
 # Salted hashes of the addresses and CRM ids of people who exercised the right to erasure.

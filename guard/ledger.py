@@ -41,8 +41,9 @@ ENTRY_COLUMNS = (ledger.c.at, ledger.c.channel, ledger.c.purpose, ledger.c.sende
 
 def counted_since(person_id: sa.ColumnElement, since: sa.ColumnElement) -> sa.ColumnElement:
     """Return the join condition of a person's committed entries from ``since`` on."""
-    return sa.and_(ledger.c.person_id == person_id, ledger.c.at >= since,
-                   ledger.c.committed.is_(True))
+    # "= true", not "IS TRUE": PostgreSQL matches only "=" to an index column.
+    return sa.and_(ledger.c.person_id == person_id, ledger.c.committed == sa.true(),
+                   ledger.c.at >= since)
 
 
 def record_decision(conn: Connection, decision: Decision, attempt: Attempt, *,

@@ -160,8 +160,8 @@ _CAMPAIGNS_MANY = _per_dialect(lambda one_of: sa.select(
 _LEDGER_MANY = _per_dialect(lambda one_of: sa.select(
     ledger.c.person_id, ledger.c.at, ledger.c.channel, ledger.c.purpose, ledger.c.sender,
     ledger.c.campaign, ledger.c.template, ledger.c.product, ledger.c.verdict, ledger.c.source)
-    .where(one_of(ledger.c.person_id, "ids"), ledger.c.at >= _SINCE,
-           ledger.c.committed.is_(True))
+    .where(one_of(ledger.c.person_id, "ids"), ledger.c.committed == sa.true(),
+           ledger.c.at >= _SINCE)
     .order_by(ledger.c.at))
 _CAMPAIGN = sa.select(campaigns.c.campaign).where(campaigns.c.id == sa.bindparam("id"))
 _TASKS_EXISTING = _per_dialect(lambda one_of: sa.select(owner_tasks.c.dedupe_key).where(

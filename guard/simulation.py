@@ -64,7 +64,7 @@ def replay(engine: Engine, policy: Policy, since: datetime) -> Iterator[Replay]:
                                            else Profile(id=row.person_id))
                 history[row.person_id] = conn.execute(
                     sa.select(ledger).where(ledger.c.person_id == row.person_id,
-                                            ledger.c.committed.is_(True))
+                                            ledger.c.committed == sa.true())
                     .order_by(ledger.c.at)
                 ).all()
             at = parse_datetime(row.at)
