@@ -13,9 +13,14 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 
-from guard.db import people
+from guard.db import people, settings
 from policies.model import Profile
+
+# Settings rows of the sweep after a policy change: the version everyone's flags were
+# made under, and while a sweep runs, its version and the last person it recomputed.
+_FLAGS_POLICY, _FLAGS_CURSOR = "flags_policy", "flags_policy_cursor"
 
 CLEAR, CAUTION, DO_NOT_CONTACT = "Clear", "Caution", "Do not contact"
 ERASED = "Erased on request (right to erasure): no contact of any kind."
@@ -101,8 +106,50 @@ def refresh_lapsed(engine: sa.Engine, policy, now: datetime, limit: int = 1000) 
             sa.select(people.c.id, people.c.profile, people.c.flags_hash, people.c.updated_at)
             .where(people.c.flags_lapse_at <= now, people.c.erased.is_(False))
             .order_by(people.c.flags_lapse_at).limit(limit)).all()
+    return _reflag(engine, due, policy, now)
+
+
+def refresh_for_policy(engine: sa.Engine, policy, now: datetime, limit: int = 1000) -> int:
+    """Recompute flags made under another policy, ``limit`` people a call; return how many changed.
+
+    Flags say what the policy will do (a cool-down's length is the policy's), and a
+    person's flags are only rebuilt when their data changes or a line runs out: after a
+    policy change, everyone else's would keep the old policy's lines. The sweep goes
+    through people in id order and keeps its place in the store, so it resumes where a
+    stopped worker left it; the policy's version is recorded once everyone is done.
+    """
+    with engine.connect() as conn:
+        state = dict(conn.execute(sa.select(settings.c.name, settings.c.value).where(
+            settings.c.name.in_((_FLAGS_POLICY, _FLAGS_CURSOR)))).all())
+        if state.get(_FLAGS_POLICY) == policy.version:
+            return 0
+        version, _, after = state.get(_FLAGS_CURSOR, "").partition(" ")
+        if version != policy.version:
+            after = ""  # a sweep for another version (changed again meanwhile) starts over
+        rows = conn.execute(
+            sa.select(people.c.id, people.c.profile, people.c.flags_hash, people.c.updated_at)
+            .where(people.c.id > after, people.c.erased.is_(False))
+            .order_by(people.c.id).limit(limit)).all()
+    changed = _reflag(engine, rows, policy, now)
+    finished = len(rows) < limit
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.delete(settings).where(
+                settings.c.name.in_((_FLAGS_POLICY, _FLAGS_CURSOR))))
+            if finished:
+                conn.execute(sa.insert(settings).values(name=_FLAGS_POLICY, value=policy.version))
+            else:
+                conn.execute(sa.insert(settings).values(
+                    name=_FLAGS_CURSOR, value=f"{policy.version} {rows[-1].id}"))
+    except IntegrityError:
+        pass  # another worker moved the sweep on at the same time; the next call goes on
+    return changed
+
+
+def _reflag(engine: sa.Engine, rows, policy, now: datetime) -> int:
+    """Recompute the flags of ``rows`` (id, profile, flags_hash, updated_at); count changes."""
     changed = 0
-    for person_id, stored, old_hash, updated_at in due:
+    for person_id, stored, old_hash, updated_at in rows:
         profile = Profile.from_dict(stored)
         status, lines = flags_for(profile, policy, now)
         flags = {"status": status, "flags": lines}

@@ -27,11 +27,14 @@ log = logging.getLogger(__name__)
 
 
 def refresh_flags(app: Flask) -> None:
-    """Recompute the flags of people whose flag lines ran out (a cool-down or contract ended)."""
+    """Recompute flags that ran out (a cool-down or contract ended) or a new policy changes."""
     guard = app.extensions["guard"]
     changed = flags.refresh_lapsed(guard.engine, guard.policy, guard.clock())
     if changed:
         log.info("flags refreshed for %d people whose flags ran out", changed)
+    changed = flags.refresh_for_policy(guard.engine, guard.policy, guard.clock())
+    if changed:
+        log.info("flags of %d people changed under policy %s", changed, guard.policy.version)
 
 
 # Scheduled jobs run once per worker cycle after the outbox, each as job(app). The CRM
