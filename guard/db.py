@@ -189,6 +189,19 @@ api_keys = sa.Table(
     sa.Column("created_at", _TIME, nullable=False),
 )
 
+# A provider request answered under an Idempotency-Key, per API key: a retry of it gets the
+# same answer (``response``, or the reply the provider gave ``outbox_id``) and nothing else.
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("key_id", sa.String(40), primary_key=True),
+    sa.Column("key_hash", sa.String(64), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("response", sa.JSON, nullable=False),
+    sa.Column("outbox_id", sa.String(40)),
+    sa.Column("created_at", _TIME, nullable=False, index=True),
+)
+
 
 # Datetimes and dataclasses, which json.dumps rejects, are left to it (orjson would write
 # them its own way), so they still fail loudly instead of being stored in a new form.
