@@ -199,6 +199,8 @@ idempotency_keys = sa.Table(
     sa.Column("fingerprint", sa.String(64), nullable=False),
     sa.Column("response", sa.JSON, nullable=False),
     sa.Column("outbox_id", sa.String(40)),
+    # The decisions the request made, space-separated: erasure finds a person's answers by them.
+    sa.Column("decision_ids", sa.Text, nullable=False),
     sa.Column("created_at", _TIME, nullable=False, index=True),
 )
 

@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column("fingerprint", sa.String(64), nullable=False),
         sa.Column("response", sa.JSON, nullable=False),
         sa.Column("outbox_id", sa.String(40)),
+        sa.Column("decision_ids", sa.Text, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
     )
 
