@@ -5,7 +5,9 @@
     ├── Unauthorized           401: no key, or a key we do not know
     ├── Forbidden              403: the key lacks the scope
     ├── NotFound               404
-    └── Conflict               409
+    ├── Conflict               409
+    ├── TooLarge               413: a body over the size limit (once decompressed, too)
+    └── UnsupportedMedia       415: a body in a content type the endpoint does not take
 
 One Flask handler renders them all as ``application/problem+json``
 (RFC 9457); the CLI prints ``detail``.
@@ -58,3 +60,13 @@ class NotFound(GuardError):
 class Conflict(GuardError):
     status = 409
     title = "Conflict"
+
+
+class TooLarge(GuardError):
+    status = 413
+    title = "Payload Too Large"
+
+
+class UnsupportedMedia(GuardError):
+    status = 415
+    title = "Unsupported Media Type"

@@ -17,6 +17,7 @@ from flask import Flask, current_app
 from guard.config import ConfigurationError
 from guard.forward import Forwarder, Outcome, UpstreamRequest
 from guard.outbox import Claim, Outbox
+from guard.proxy.idempotency import Answers
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ class ProxySettings:
     forward_retry_after_max: float = 30.0
     outbox_lease_seconds: float = 300.0
     outbox_retry_seconds: float = 30.0
+    idempotency_hours: float = 24.0
+    idempotency_wait: float = 30.0
 
 
 _NUMBERS = {
@@ -46,6 +49,8 @@ _NUMBERS = {
     "FORWARD_RETRY_AFTER_MAX": float,
     "OUTBOX_LEASE_SECONDS": float,
     "OUTBOX_RETRY_SECONDS": float,
+    "IDEMPOTENCY_HOURS": float,
+    "IDEMPOTENCY_WAIT": float,
 }
 _TEXTS = ("SENDGRID_URL", "SENDGRID_API_KEY", "TWILIO_URL", "TWILIO_ACCOUNT_SID",
           "TWILIO_AUTH_TOKEN", "TWILIO_FROM")
@@ -83,6 +88,10 @@ def outbox() -> Outbox:
 
 def forwarder() -> Forwarder:
     return current_app.extensions["guard.forwarder"]
+
+
+def answers() -> Answers:
+    return current_app.extensions["guard.answers"]
 
 
 def upstream_request(provider: str, resource: str, payload, conf: ProxySettings) -> UpstreamRequest:
@@ -127,6 +136,11 @@ def init_app(app: Flask) -> None:
         clock=getattr(app.extensions.get("guard"), "clock", None),
         lease=timedelta(seconds=conf.outbox_lease_seconds),
         retry_base=timedelta(seconds=conf.outbox_retry_seconds),
+    )
+    app.extensions["guard.answers"] = Answers(
+        app.extensions["guard.engine"], app.extensions["guard.outbox"],
+        clock=getattr(app.extensions.get("guard"), "clock", None),
+        keep=timedelta(hours=conf.idempotency_hours), wait=conf.idempotency_wait,
     )
     warn = app.config.get("WARN_MISSING_PROVIDERS", True)
     if warn and not conf.sendgrid_api_key:

@@ -10,24 +10,25 @@ body) plus ``X-Guard-*`` headers; SendGrid's own errors come back as they are.
 from __future__ import annotations
 
 import copy
-import gzip
 import json
 import uuid
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 
 from guard import proxy
 from guard.auth import authenticate_request
-from guard.errors import GuardError, InvalidField
+from guard.errors import GuardError, InvalidField, TooLarge
 from guard.forward import UpstreamRequest
 from guard.identity import normalize_email
 from guard.outbox import Item, idempotency_key
-from guard.proxy import twilio
+from guard.proxy import idempotency, twilio
+from guard.proxy.idempotency import Answer
 
 bp = Blueprint("sendgrid", __name__)
 
@@ -146,7 +147,11 @@ def read_recipients(body: Any) -> list[Recipient]:
 
 
 def validate_attempts(policy, recipients: list[Recipient], defaults: Mapping[str, str]) -> None:
-    """Reject an unknown purpose or sender before anyone is checked, so nothing is half-stored."""
+    """Reject an unknown or unpermitted purpose or sender before anyone is checked.
+
+    Nothing is half-stored: a 400 (unknown) or 403 (outside the caller's key's
+    allow-lists) comes before the first check.
+    """
     seen = set()
     for r in recipients:
         purpose = r.check.get("purpose") or defaults.get("purpose")
@@ -167,6 +172,8 @@ def validate_attempts(policy, recipients: list[Recipient], defaults: Mapping[str
         if not policy.knows_sender(sender):
             raise InvalidField("custom_args.guard_sender",
                                f"sender {sender!r} matches none of the policy's senders")
+        g.api_key.permit(sender, purpose, sender_field="custom_args.guard_sender",
+                         purpose_field="custom_args.guard_purpose")
 
 
 def _rest_of(pers: Mapping) -> dict:
@@ -261,29 +268,53 @@ def _guard_error(exc: GuardError) -> Response:
     return errors_response(exc.status, exc.detail, exc.field)
 
 
-def _read_body() -> Any:
-    raw = request.get_data()
+def _read_body(raw: bytes) -> Any:
     if request.headers.get("Content-Encoding", "").lower() == "gzip":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError):
-            raise InvalidField("body", "Content-Encoding is gzip but the body is not") from None
+        raw = _gunzip(raw, current_app.config["MAX_CONTENT_LENGTH"])
     try:
         return json.loads(raw)
     except ValueError as exc:
         raise InvalidField("body", f"not valid JSON: {exc}") from None
 
 
+def _gunzip(raw: bytes, limit: int) -> bytes:
+    """Decompress a gzip body, refusing one that grows past ``limit`` bytes (a gzip bomb)."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(raw, limit + 1)
+    except zlib.error:
+        raise InvalidField("body", "Content-Encoding is gzip but the body is not") from None
+    if len(out) > limit:
+        raise TooLarge(f"body: more than {limit} bytes once decompressed "
+                       "(GUARD_MAX_CONTENT_LENGTH)", field="body")
+    if not inflater.eof:
+        raise InvalidField("body", "Content-Encoding is gzip but the body is cut short")
+    return out
+
+
+def _header_text(text: str) -> str:
+    """Make ``text`` a header value that cannot fail: Latin-1 only, no line breaks."""
+    # Addresses and owners come from callers and CRMs; escaped, an internationalised
+    # address or a stray CR/LF shows as text instead of breaking the answer.
+    return text.encode("unicode_escape").decode("ascii")
+
+
+def _planned_route(recipient: Recipient) -> str:
+    """Say where a rerouted recipient goes, as far as is known before anything is sent."""
+    target = dict(recipient.decision.reroute or {})
+    channel = target.get("channel")
+    if target.get("owner") and not channel:
+        return f"owner {target['owner']}"
+    if channel == "sms":
+        return "sms (not sent yet)"
+    return f"{channel or 'elsewhere'} (reported)"
+
+
 def _reroute(recipient: Recipient, key) -> str:
     """Carry a rerouted recipient on its new channel when the request allows; say what happened."""
-    decision = recipient.decision
-    target = dict(decision.reroute or {})
-    if target.get("owner") and not target.get("channel"):
-        return f"owner {target['owner']}"
-    channel = target.get("channel")
-    if channel == "sms":
+    if dict(recipient.decision.reroute or {}).get("channel") == "sms":
         return f"sms ({_send_sms_instead(recipient, key)})"
-    return f"{channel or 'elsewhere'} (reported)"
+    return _planned_route(recipient)
 
 
 def _send_sms_instead(recipient: Recipient, key) -> str:
@@ -311,6 +342,18 @@ def _send_sms_instead(recipient: Recipient, key) -> str:
         return f"reported: {exc.detail}"
 
 
+def _answer(result: Plan, routes: list[str]) -> Answer:
+    """Build SendGrid's 202 with the guard's headers; ``routes`` says where each reroute went."""
+    headers = {"X-Guard-Decisions": ",".join(result.decision_ids),
+               "X-Guard-Blocked": str(len(result.blocked)),
+               "X-Guard-Deferred": str(len(result.deferred)),
+               "X-Guard-Rerouted": str(len(result.rerouted))}
+    if routes:
+        headers["X-Guard-Rerouted-To"] = _header_text("; ".join(
+            f"{r.email} -> {route}" for r, route in zip(result.rerouted, routes, strict=True)))
+    return Answer(202, headers, "", None)
+
+
 def _sending_item(result: Plan, message_key: str, key) -> Item:
     return Item(
         "sendgrid", "mail", result.forward,
@@ -336,47 +379,55 @@ def _held_items(body: Mapping, result: Plan, message_key: str, key) -> list[Item
 def mail_send() -> Response:
     """Check, split and forward a SendGrid Mail Send request."""
     key = authenticate_request("send")
-    body = _read_body()
+    raw = request.get_data()
+    claimed = idempotency.presented(key.id, raw)
+    answers = proxy.answers()
+    replayed = answers.replay(claimed)
+    if replayed is not None:
+        return replayed.response()
+    body = _read_body(raw)
     guard = current_app.extensions["guard"]
     recipients = read_recipients(body)
     validate_attempts(guard.policy, recipients, key.defaults)
-    message_key = request.headers.get("Idempotency-Key") or uuid.uuid4().hex
+    # Rows are keyed per request and recipient; a retried request never gets this far.
+    message_key = uuid.uuid4().hex
     box = proxy.outbox()
     stored: dict[str, Any] = {}
 
     def keep(conn, outcomes: list) -> None:
-        # Runs in the checks' transaction: the outbox rows commit with the decisions, and
-        # a recipient the guard cannot judge rolls back the whole request (nothing stored).
+        # Runs in the checks' transaction: the outbox rows and the answer commit with the
+        # decisions, and a recipient the guard cannot judge (or an answer already stored
+        # under the request's Idempotency-Key) rolls back the whole request.
         # It may run again if a batch it shared failed, so it only assigns.
         result = split(body, recipients, outcomes)
-        stored["plan"] = result
-        stored["claim"] = None if result.forward is None else \
+        claim = None if result.forward is None else \
             box.start_sending_in(conn, _sending_item(result, message_key, key))
-        stored["held"] = box.hold_all_in(conn, _held_items(body, result, message_key, key))
+        answer = _answer(result, [_planned_route(r) for r in result.rerouted])
+        answers.remember_in(conn, claimed, answer, decision_ids=result.decision_ids,
+                            outbox_id=claim.id if claim else None)
+        stored.update(plan=result, claim=claim, answer=answer,
+                      held=box.hold_all_in(conn, _held_items(body, result, message_key, key)))
 
-    guard.check_many([r.check for r in recipients], commit=True, defaults=key.defaults,
-                     then=keep)
+    try:
+        guard.check_many([r.check for r in recipients], commit=True, defaults=key.defaults,
+                         then=keep)
+    except idempotency.AlreadyAnswered:
+        return answers.replay(claimed).response()
     result: Plan = stored["plan"]
+    answer = final = stored["answer"]
     claim = stored["claim"]
-    if claim is not None:
-        _, outcome = proxy.deliver(claim, defer=True)
-        if outcome.state == "rejected":
-            # SendGrid refused the message itself: the caller fixes and resends it, so
-            # nothing of this request is held or rerouted (the resend would double it).
-            box.withdraw(stored["held"])
-            reply = outcome.reply
-            return Response(reply.body, status=reply.status,
-                            content_type=reply.headers.get("Content-Type", "application/json"))
-    response = Response(status=202)
+    outcome = proxy.deliver(claim, defer=True)[1] if claim is not None else None
+    if outcome is not None and outcome.state == "rejected":
+        # SendGrid refused the message itself: the caller fixes and resends it, so
+        # nothing of this request is held or rerouted (the resend would double it).
+        box.withdraw(stored["held"])
+        reply = outcome.reply
+        final = Answer(reply.status, {}, reply.body.decode("utf-8", "replace"),
+                       reply.headers.get("Content-Type", "application/json"))
+    elif any(dict(r.decision.reroute or {}).get("channel") == "sms" for r in result.rerouted):
+        final = _answer(result, [_reroute(r, key) for r in result.rerouted])
+    answers.complete(claimed, answer, final)
+    response = final.response()
     # The delivered send's row is settled once the caller has its answer.
     response.call_on_close(box.settle_deferred)
-    rerouted = [f"{r.email} -> {_reroute(r, key)}" for r in result.rerouted]
-    response.headers["X-Guard-Decisions"] = ",".join(result.decision_ids)
-    response.headers["X-Guard-Blocked"] = str(len(result.blocked))
-    response.headers["X-Guard-Deferred"] = str(len(result.deferred))
-    response.headers["X-Guard-Rerouted"] = str(len(result.rerouted))
-    if rerouted:
-        # Header values are Latin-1; an internationalised address is escaped, not dropped.
-        response.headers["X-Guard-Rerouted-To"] = "; ".join(rerouted).encode(
-            "ascii", "backslashreplace").decode()
     return response
