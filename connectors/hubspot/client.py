@@ -19,13 +19,15 @@ from urllib.parse import urlencode
 
 import urllib3
 from hubspot import HubSpot
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 from urllib3.util.retry import Retry
 
-from connectors.hubspot.errors import ApiError, CredentialsError, RateLimited
+from connectors.hubspot.errors import ApiError, CredentialsError, OutcomeUnknown, RateLimited
 
 DEFAULT_HOST = "https://api.hubapi.com"
 BATCH_SIZE = 100  # HubSpot's limit for batch read, update and create
 ASSOCIATIONS_BATCH_SIZE = 1000  # HubSpot's limit for v4 association batch reads (since 2025-02)
+REQUEST_TIMEOUT = (10.0, 120.0)  # connect, read: no call may wait forever
 Clock = Callable[[], datetime]
 
 
@@ -49,6 +51,40 @@ def default_retry(*, total: int = 6, backoff_factor: float = 1.0) -> Retry:
         respect_retry_after_header=True,
         raise_on_status=False,
     )
+
+
+class CreateRetry(Retry):
+    """Retry only what certainly never reached HubSpot: connect errors and 429.
+
+    A create that reached HubSpot and lost its answer (a read timeout, a
+    dropped connection, a 5xx from a gateway) may have been applied, and
+    repeating it blindly creates the record twice; those errors go back to
+    the caller, who looks before creating again. A 429 means HubSpot
+    processed nothing. urllib3 would also repeat a 503 that carries
+    ``Retry-After``, which is why the status check is narrowed here.
+    """
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        return status_code == 429 and super().is_retry(method, status_code, has_retry_after)
+
+
+def create_retry(retry: Retry) -> CreateRetry:
+    """Derive the policy for creates from ``retry``: same pacing, no blind repeats."""
+    params = {
+        name: getattr(retry, name)
+        for name in ("total", "connect", "status", "backoff_factor", "backoff_max",
+                     "respect_retry_after_header")
+    }  # fmt: skip
+    return CreateRetry(
+        **params, read=0, other=0, redirect=0, allowed_methods=None,
+        status_forcelist=frozenset({429}), raise_on_status=False,
+    )  # fmt: skip
+
+
+def never_sent(exc: BaseException) -> bool:
+    """Tell whether a transport error happened before the request could reach HubSpot."""
+    reason = exc.reason if isinstance(exc, MaxRetryError) else exc
+    return isinstance(reason, ConnectTimeoutError)  # NewConnectionError is one too
 
 
 def build_client(
@@ -202,19 +238,26 @@ class Api:
         self.search_pacer = search_pacer or Pacer(4, 1.0)
         self.host = (client.config.get("host") or DEFAULT_HOST).rstrip("/")
         self.retry = client.config.get("retry") or default_retry()
+        self.create_retry = create_retry(self.retry)
         self._http = urllib3.PoolManager(retries=self.retry)
         self.requests = 0
-        self._apis: dict[tuple[str, str | None], Any] = {}
+        self._apis: dict[tuple[str, str | None, bool], Any] = {}
 
-    def _api(self, path: str) -> Any:
-        """Return the client's API object at ``path`` (``"crm.objects.search_api"``), reused."""
+    def _api(self, path: str, *, creating: bool = False) -> Any:
+        """Return the client's API object at ``path`` (``"crm.objects.search_api"``), reused.
+
+        ``creating`` gives an object whose transport never repeats a request
+        that may have reached HubSpot (see ``CreateRetry``).
+        """
         # Every access of a hubspot-api-client discovery property builds a new API client
         # (reading the package's metadata from disk, opening a new connection pool);
         # building each once per access token keeps connections alive between calls.
-        key = (path, self.client.access_token)
+        key = (path, self.client.access_token, creating)
         api = self._apis.get(key)
         if api is None:
             api = self.client
+            if creating:
+                api = HubSpot(**{**self.client.config, "retry": self.create_retry})
             for name in path.split("."):
                 api = getattr(api, name)
             # A refreshed token makes the clients of the old one useless.
@@ -233,7 +276,12 @@ class Api:
 
     def _call(self, operation: str, api_method: Callable, *args: Any, **kwargs: Any) -> Any:
         try:
-            response = api_method(*args, _preload_content=False, **kwargs)
+            response = api_method(
+                *args, _preload_content=False, _request_timeout=REQUEST_TIMEOUT, **kwargs
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            # Reads were retried by the transport already; what is left is an outage.
+            raise ApiError(operation, 0, f"no answer from HubSpot: {exc}") from exc
         except Exception as exc:
             raise _api_error(operation, exc) from exc
         return json.loads(response.data) if response.data else None
@@ -273,7 +321,11 @@ class Api:
         unique = list(dict.fromkeys(str(i) for i in ids))
         for part in chunks(unique):
             self._prepare()
-            body = {"properties": list(properties), "inputs": [{"id": i} for i in part]}
+            body = {
+                "properties": list(properties),
+                "propertiesWithHistory": [],
+                "inputs": [{"id": i} for i in part],
+            }
             api = self._api("crm.objects.batch_api")
             data = self._call(f"batch read {object_type}", api.read, object_type, body)
             for record in data.get("results") or ():
@@ -292,35 +344,60 @@ class Api:
         return updated
 
     def batch_create(self, object_type: str, inputs: Sequence[Mapping]) -> list[dict]:
-        """Create objects, 100 per call; return the created records in input order."""
-        created: list[dict] = []
-        for part in chunks(list(inputs)):
-            self._prepare()
-            api = self._api("crm.objects.batch_api")
-            body = {"inputs": [dict(i) for i in part]}
-            data = self._call(f"batch create {object_type}", api.create, object_type, body)
-            created.extend(data.get("results") or ())
-        return created
+        """Create up to 100 objects in one call; return the created records.
+
+        HubSpot validates the whole batch: one invalid input fails it with a
+        400 and creates nothing. A request that may have reached HubSpot is
+        never repeated here; when its answer is lost (read timeout, dropped
+        connection, 5xx) ``OutcomeUnknown`` says to look before creating again.
+        """
+        if len(inputs) > BATCH_SIZE:
+            raise ValueError(f"at most {BATCH_SIZE} inputs per batch create")
+        operation = f"batch create {object_type}"
+        self._prepare()
+        api = self._api("crm.objects.batch_api", creating=True)
+        body = {"inputs": [dict(i) for i in inputs]}
+        try:
+            response = api.create(
+                object_type, body, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            if never_sent(exc):
+                raise ApiError(operation, 0, f"cannot reach HubSpot: {exc}") from exc
+            raise OutcomeUnknown(operation, 0, f"the answer was lost: {exc}") from exc
+        except Exception as exc:
+            error = _api_error(operation, exc)
+            if error.status >= 500:
+                raise OutcomeUnknown(operation, error.status, error.detail) from exc
+            raise error from exc
+        data = json.loads(response.data) if response.data else {}
+        return list(data.get("results") or ())
 
     def associations(
         self, from_type: str, to_type: str, ids: Iterable[str]
     ) -> dict[str, list[str]]:
-        """Map each id to the ids it is associated with (v4 batch read, 1,000 per call)."""
-        out: dict[str, list[str]] = {}
-        unique = list(dict.fromkeys(str(i) for i in ids))
-        for part in chunks(unique, ASSOCIATIONS_BATCH_SIZE):
+        """Map each id to the ids it is associated with (v4 batch read, 1,000 per call).
+
+        HubSpot pages each object's associations on its own: a result with
+        ``paging.next.after`` has more, fetched by sending that id again with
+        its ``after``, alongside other ids still to read.
+        """
+        out: dict[str, set[str]] = {}
+        todo: list[dict] = [{"id": i} for i in dict.fromkeys(str(i) for i in ids)]
+        operation = f"read associations {from_type}->{to_type}"
+        while todo:
+            part, todo = todo[:ASSOCIATIONS_BATCH_SIZE], todo[ASSOCIATIONS_BATCH_SIZE:]
             self._prepare()
             api = self._api("crm.associations.v4.batch_api")
-            body = {"inputs": [{"id": i} for i in part]}
-            data = self._call(
-                f"read associations {from_type}->{to_type}", api.get_page, from_type, to_type, body
-            )
+            data = self._call(operation, api.get_page, from_type, to_type, {"inputs": part})
             for result in data.get("results") or ():
-                targets = [str(t["toObjectId"]) for t in result.get("to") or ()]
-                out.setdefault(str(result["from"]["id"]), []).extend(targets)
-        for key, targets in out.items():
-            out[key] = sorted(set(targets), key=int)
-        return out
+                from_id = str(result["from"]["id"])
+                targets = out.setdefault(from_id, set())
+                targets.update(str(t["toObjectId"]) for t in result.get("to") or ())
+                after = ((result.get("paging") or {}).get("next") or {}).get("after")
+                if after:
+                    todo.append({"id": from_id, "after": str(after)})
+        return {key: sorted(targets, key=int) for key, targets in out.items()}
 
     # -- schema ---------------------------------------------------------------
 

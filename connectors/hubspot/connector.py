@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
@@ -29,6 +30,7 @@ from connectors.hubspot.streams import (
 )
 from connectors.hubspot.webhooks import OBJECTS, parse_payload
 
+log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 _MEMORY = 100_000  # contacts remembered for echo suppression
 
@@ -65,6 +67,10 @@ class HubSpotConnector:
         self.webhook_secret = webhook_secret
         self.streams: list[Stream] = all_streams(self.mapping)
         self.summary = SyncSummary()
+        # Per-record outcomes of the last write-back: "<contact id>: <why>". Failed
+        # records are worth another try next run; skipped ones were refused for good.
+        self.write_errors: list[str] = []
+        self.write_skipped: list[str] = []
         # Echo suppression: contacts we wrote flags to, and the last person
         # event emitted for each contact. A contact we wrote whose event is
         # unchanged changed only in our own guard_* outputs.
@@ -285,6 +291,7 @@ class HubSpotConnector:
 
     def write_flags(self, updates: list[FlagUpdate]) -> int:
         """Write changed status and flags to contacts (batches of 100); return how many."""
+        self.write_errors, self.write_skipped = [], []
         written, ids = writeback.write_flags(self.api, updates)
         for contact_id in ids:
             self._written[contact_id] = None
@@ -294,8 +301,17 @@ class HubSpotConnector:
         return written
 
     def create_tasks(self, tasks: list[OwnerTask]) -> int:
-        """Create each owner task once as a HubSpot task; return how many were created."""
-        return writeback.create_tasks(self.api, tasks, self.clock())
+        """Create each owner task once as a HubSpot task; return how many were created.
+
+        ``write_errors`` names the contacts whose tasks HubSpot did not
+        confirm (the guard offers them again next run); ``write_skipped`` the
+        tasks HubSpot refused for good.
+        """
+        outcome = writeback.create_tasks(self.api, tasks, self.clock())
+        self.write_errors, self.write_skipped = outcome.failed, outcome.skipped
+        for line in outcome.skipped:
+            log.warning("hubspot tasks: skipped %s", line)
+        return outcome.created
 
     def install(self) -> list[str]:
         """Create the plugin's property group and properties where missing."""

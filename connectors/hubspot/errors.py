@@ -3,8 +3,10 @@
 HubSpotError
 ├── MappingError        the mapping file is wrong: fix it (fails at start-up)
 ├── CredentialsError    no usable token or OAuth app settings: fix the environment
-└── ApiError            HubSpot answered with an error
-    └── RateLimited     still throttled after the retries: try again later
+└── ApiError            HubSpot answered with an error, or never answered
+    ├── RateLimited     still throttled after the retries: try again later
+    └── OutcomeUnknown  a create may have been applied (its answer was lost):
+                        look before creating again
 """
 
 from __future__ import annotations
@@ -43,3 +45,7 @@ class ApiError(HubSpotError):
 
 class RateLimited(ApiError):
     """HubSpot kept answering 429 after every retry."""
+
+
+class OutcomeUnknown(ApiError):
+    """A create reached HubSpot but its answer was lost: it may or may not have been applied."""

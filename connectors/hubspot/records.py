@@ -340,17 +340,35 @@ def custom_event(
     return _people(event, contacts, companies)
 
 
+# Communication preferences v4: a subscription status is one of these words.
+OPT_IN, OPT_OUT, NOT_STATED = "SUBSCRIBED", "UNSUBSCRIBED", "NOT_SPECIFIED"
+
+
+def _consent(contact_id: str, record_id: str, purpose: str, status: str, at: Any) -> dict:
+    return {
+        "type": "consent",
+        "source": source("subscription", record_id),
+        "person": person_ref(contact_id),
+        "channel": "email",
+        "purpose": purpose,
+        "status": status,
+        "at": to_time(at),
+    }
+
+
 def consent_events(
     contact_id: str,
     statuses: Sequence[Mapping],
     wide_statuses: Sequence[Mapping],
     mapping: HubSpotMapping,
 ) -> list[dict]:
-    """Turn a contact's email subscription statuses into ``consent`` events.
+    """Turn a contact's v4 email subscription statuses into ``consent`` events.
 
-    A subscription with no stated status (``NOT_SPECIFIED``) retracts any
-    earlier consent from it; opting out of all email is a consent for every
-    purpose.
+    ``UNSUBSCRIBED`` is an opt-out and ``SUBSCRIBED`` an opt-in; a subscription
+    with no stated status (``NOT_SPECIFIED``) retracts any earlier consent from
+    it. A word the API does not document leaves the stored consent as it is:
+    guessing could retract an opt-out. Opting out of all email is an opt-out
+    for every purpose.
     """
     events = []
     for status in statuses:
@@ -359,40 +377,24 @@ def consent_events(
         sub_id = str(status.get("subscriptionId"))
         record_id = f"{contact_id}:sub:{sub_id}"
         state = str(status.get("status") or "").upper()
-        if state not in ("SUBSCRIBED", "NOT_SUBSCRIBED"):
+        if state == NOT_STATED:
             events.append(deleted("consent", "subscription", record_id))
-            continue
-        purpose = mapping.subscriptions.get(sub_id) or mapping.subscriptions.get(
-            str(status.get("subscriptionName") or "")
-        )
-        events.append(
-            {
-                "type": "consent",
-                "source": source("subscription", record_id),
-                "person": person_ref(contact_id),
-                "channel": "email",
-                "purpose": purpose or "*",
-                "status": "opt_in" if state == "SUBSCRIBED" else "opt_out",
-                "at": to_time(status.get("timestamp")),
-            }
-        )
+        elif state in (OPT_IN, OPT_OUT):
+            purpose = mapping.subscriptions.get(sub_id) or mapping.subscriptions.get(
+                str(status.get("subscriptionName") or "")
+            )
+            consent = "opt_in" if state == OPT_IN else "opt_out"
+            events.append(
+                _consent(contact_id, record_id, purpose or "*", consent, status.get("timestamp"))
+            )
     for wide in wide_statuses:
         if str(wide.get("channel") or "EMAIL").upper() != "EMAIL":
             continue
         record_id = f"{contact_id}:sub:all"
-        if str(wide.get("status") or "").upper() in ("NOT_SUBSCRIBED", "UNSUBSCRIBED"):
-            events.append(
-                {
-                    "type": "consent",
-                    "source": source("subscription", record_id),
-                    "person": person_ref(contact_id),
-                    "channel": "email",
-                    "purpose": "*",
-                    "status": "opt_out",
-                    "at": to_time(wide.get("timestamp")),
-                }
-            )
-        else:
+        state = str(wide.get("status") or "").upper()
+        if state == OPT_OUT:
+            events.append(_consent(contact_id, record_id, "*", "opt_out", wide.get("timestamp")))
+        elif state in (OPT_IN, NOT_STATED):
             events.append(deleted("consent", "subscription", record_id))
     return events
 

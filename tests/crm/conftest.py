@@ -7,9 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import responses
 
-from tests.connectors.hubspot.conftest import TOKEN
 from tests.connectors.hubspot.conftest import make_connector as make_hubspot
-from tests.connectors.hubspot.fake import FakeHubSpot
+from tests.connectors.hubspot.conftest import serve_checked
 from tests.connectors.salesforce.conftest import make_connector as make_salesforce
 from tests.connectors.salesforce.fake import FakeSalesforce
 
@@ -49,10 +48,7 @@ def salesforce(org):
 
 @pytest.fixture
 def portal_server():
-    server = FakeHubSpot(token=TOKEN)
-    server.start()
-    yield server
-    server.stop()
+    yield from serve_checked()
 
 
 @pytest.fixture

@@ -98,6 +98,28 @@ def test_push_hubspot_writes_flags_to_the_contact(runner, hubspot_env, portal, p
     assert "flags written to 0 records" in again.stdout, again.output
 
 
+def test_an_unsubscribe_in_hubspot_blocks_marketing_and_shows_in_the_flags(
+        runner, hubspot_env, portal, portal_server, engine, policy):
+    # Communication preferences v4 say UNSUBSCRIBED: Anna left "Offers" (mapped to
+    # marketing), Paul left every email.
+    runner.invoke(main, ["install", "hubspot"])
+    assert runner.invoke(main, ["sync", "hubspot"]).exit_code == 0
+    guard = Guard(engine, policy)
+    newsletter = {"channel": "email", "purpose": "newsletter", "sender": "oem",
+                  "at": "2026-11-23T10:00:00Z"}
+    for who in ("anna", "paul"):
+        decision = guard.check({**newsletter, "to": {"hubspot": portal[who]}}, commit=False)
+        assert decision.verdict == "block", (who, decision)
+        assert "consent" in {reason.rule for reason in decision.reasons}
+
+    assert runner.invoke(main, ["push", "hubspot"]).exit_code == 0
+    contacts = portal_server.objects["contacts"]
+    assert "Opted out of email marketing since 2026-10-01" in (
+        contacts[portal["anna"]]["properties"]["guard_flags"])
+    assert "Opted out of email since 2026-09-01" in (
+        contacts[portal["paul"]]["properties"]["guard_flags"])
+
+
 def test_sync_salesforce_fills_the_store(runner, salesforce_env, mock, engine, policy):
     org = installed_org(mock, now=recently())
     account = org.insert("Account", Name="Northwind")

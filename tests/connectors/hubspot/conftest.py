@@ -8,18 +8,26 @@ import pytest
 
 from connectors.base import MemoryBookmarks
 from connectors.hubspot import HubSpotConnector, Pacer, build_client, default_retry
+from tests.connectors.hubspot import shapes
 from tests.connectors.hubspot.fake import FakeHubSpot
 
 TOKEN = "pat-test"
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def fake():
+def serve_checked():
+    """Serve a fake HubSpot; afterwards, every exchange must match HubSpot's documented shapes."""
     server = FakeHubSpot(token=TOKEN)
     server.start()
     yield server
     server.stop()
+    problems = shapes.check(server.exchanges)
+    assert not problems, "\n".join(problems[:20])
+
+
+@pytest.fixture
+def fake():
+    yield from serve_checked()
 
 
 def make_connector(fake: FakeHubSpot, mapping=None, **kwargs) -> HubSpotConnector:
@@ -119,13 +127,15 @@ def seed_portal(fake) -> dict[str, str]:
     fake.associate("meetings", ids["meeting"], "contacts", ids["paul"])
     fake.statuses["anna@example.com"] = [
         {"channel": "EMAIL", "subscriptionId": 11, "subscriptionName": "Offers",
-         "status": "NOT_SUBSCRIBED", "timestamp": "2026-10-01T00:00:00Z"},
+         "status": "UNSUBSCRIBED", "source": "Self-service resubscription",
+         "timestamp": "2026-10-01T00:00:00Z"},
         {"channel": "EMAIL", "subscriptionId": 12, "subscriptionName": "Service",
-         "status": "SUBSCRIBED", "timestamp": "2026-10-01T00:00:00Z"},
-        {"channel": "EMAIL", "subscriptionId": 13, "status": "NOT_SPECIFIED"},
+         "status": "SUBSCRIBED", "source": "Public API", "timestamp": "2026-10-01T00:00:00Z"},
+        {"channel": "EMAIL", "subscriptionId": 13, "status": "NOT_SPECIFIED",
+         "source": "Unknown", "timestamp": "2026-10-01T00:00:00Z"},
     ]  # fmt: skip
     fake.wide_statuses["paul@example.com"] = [
-        {"channel": "EMAIL", "wideStatusType": "PORTAL_WIDE", "status": "NOT_SUBSCRIBED",
+        {"channel": "EMAIL", "wideStatusType": "PORTAL_WIDE", "status": "UNSUBSCRIBED",
          "timestamp": "2026-09-01T00:00:00Z"},
     ]  # fmt: skip
     return ids

@@ -3,16 +3,22 @@
 It serves the wire protocol the connector uses: CRM search (filter groups,
 one sort, ``paging.next.after`` offsets, the 10,000-result limit answered
 with HTTP 400 like HubSpot), object listing with ``archived=true``, batch
-read / update / create (100 per call), v4 association batch reads,
-properties and property groups, pipelines, v4 subscription statuses, the
-OAuth token endpoint, and 429 bursts with or without ``Retry-After``.
+read / update / create (100 per call; a create is validated whole, so one
+invalid input fails the batch), v4 association batch reads paged per object,
+properties and property groups, pipelines, v4 subscription statuses
+(``SUBSCRIBED`` / ``UNSUBSCRIBED`` / ``NOT_SPECIFIED``), the OAuth token
+endpoint, 429 bursts with or without ``Retry-After``, and answers lost
+after a request was applied (a dropped connection or a gateway 5xx).
+Every exchange is kept in ``exchanges`` for the conformance check.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,6 +42,7 @@ STANDARD = {
 }  # fmt: skip
 BATCH_LIMIT = 100
 ASSOCIATIONS_LIMIT = 1000  # v4 association batch reads, since February 2025
+OWNERS = {"5", "77", "78", "99"}  # the portal's users, by owner id
 
 
 def iso(ms: int) -> str:
@@ -54,6 +61,29 @@ def to_ms(value) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)
+
+
+@dataclass
+class Exchange:
+    """One request the fake answered, and its answer, as seen on the wire."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    body: object  # parsed JSON, or the form fields of the OAuth endpoint
+    status: int | None  # None: the connection was dropped without an answer
+    answer: object
+
+
+def opaque(offset: int) -> str:
+    """Encode a paging offset the way HubSpot's cursors look: opaque text."""
+    return base64.urlsafe_b64encode(f"o{offset}".encode()).decode().rstrip("=")
+
+
+def offset_of(cursor: str) -> int:
+    """Decode a cursor made by ``opaque``."""
+    padded = cursor + "=" * (-len(cursor) % 4)
+    return int(base64.urlsafe_b64decode(padded.encode()).decode()[1:])
 
 
 class ApiFailure(Exception):
@@ -94,8 +124,14 @@ class FakeHubSpot:
         self.wide_statuses: dict[str, list[dict]] = {}
         self.refresh_tokens: dict[str, int] = {}  # refresh token -> access token lifetime (s)
         self.issued = 0
-        self.throttled: list[str | None] = []  # pending 429s: their Retry-After (None: none)
+        # Pending 429s: (their Retry-After or None, the path part they wait for or None: any).
+        self.throttled: list[tuple[str | None, str | None]] = []
+        # Lost answers: (path part, 5xx status or None to drop, whether the request applies).
+        self.lost: list[tuple[str, int | None, bool]] = []
+        self.owners = set(OWNERS)
+        self.association_page = 500  # associations per object per page (HubSpot's choice)
         self.log: list[tuple[str, str]] = []
+        self.exchanges: list[Exchange] = []
         self._next_id = 1000
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
@@ -162,9 +198,20 @@ class FakeHubSpot:
             self.links[(a, b)][str(from_id)].add(str(to_id))
             self.links[(b, a)][str(to_id)].add(str(from_id))
 
-    def throttle(self, count: int, retry_after: str | None = None) -> None:
-        """Answer the next ``count`` requests with 429 (and this Retry-After, if any)."""
-        self.throttled.extend([retry_after] * count)
+    def throttle(self, count: int, retry_after: str | None = None,
+                 path_part: str | None = None) -> None:
+        """Answer the next ``count`` requests (to ``path_part``, if given) with 429."""
+        self.throttled.extend([(retry_after, path_part)] * count)
+
+    def lose_answer(self, path_part: str, status: int | None = None, *,
+                    applied: bool = True) -> None:
+        """Lose the answer to the next request whose path contains ``path_part``.
+
+        ``status`` answers with that 5xx instead (a gateway timing out); None
+        drops the connection unanswered. ``applied`` says whether HubSpot
+        carried the request out before its answer was lost.
+        """
+        self.lost.append((path_part, status, applied))
 
     def record(self, object_type: str, record_id) -> dict:
         return self.objects[SINGULAR.get(object_type, object_type)][str(record_id)]
@@ -189,6 +236,9 @@ class FakeHubSpot:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 status, body, headers = fake.handle(method, self.path, self.headers, raw)
+                if status is None:
+                    self.close_connection = True  # the answer is lost on the way back
+                    return
                 data = json.dumps(body).encode() if body is not None else b""
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json;charset=utf-8")
@@ -220,47 +270,70 @@ class FakeHubSpot:
             self._server.server_close()
 
     def handle(self, method: str, target: str, headers, raw: bytes):
-        """Answer one request: (status, JSON body, extra headers)."""
+        """Answer one request: (status or None to drop the connection, JSON body, headers)."""
         url = urlsplit(target)
         query = parse_qs(url.query)
-        path = url.path
         with self._lock:
-            self.log.append((method, path))
-            if self.throttled:
-                retry_after = self.throttled.pop(0)
-                extra = {"Retry-After": retry_after} if retry_after is not None else {}
-                return (
-                    429,
-                    {
-                        "status": "error",
-                        "message": "You have reached your ten_secondly_rolling limit.",
-                        "errorType": "RATE_LIMIT",
-                        "policyName": "TEN_SECONDLY_ROLLING",
-                        "correlationId": "fake",
-                    },
-                    extra,
-                )
             try:
-                if path == "/oauth/v1/token":
-                    return 200, self._token(raw), {}
-                auth = headers.get("Authorization") or ""
-                if not auth.startswith("Bearer ") or auth[7:] not in self.tokens:
-                    raise ApiFailure(
-                        401, "INVALID_AUTHENTICATION", "Authentication credentials not found."
-                    )
-                body = json.loads(raw) if raw else None
-                return self._route(method, path, query, body)
-            except ApiFailure as failure:
-                return (
-                    failure.status,
-                    {
-                        "status": "error",
-                        "message": failure.message,
-                        "category": failure.category,
-                        "correlationId": "fake",
-                    },
-                    {},
+                body = json.loads(raw) if raw and url.path != "/oauth/v1/token" else None
+            except ValueError:
+                body = None
+            if url.path == "/oauth/v1/token":
+                body = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
+            lost = next((item for item in self.lost if item[0] in url.path), None)
+            if lost is None or lost[2]:
+                status, answer, extra = self._answer(method, url.path, query, headers, raw, body)
+            else:
+                self.log.append((method, url.path))
+                status = None
+            if lost is not None and (status is None or status < 300):
+                self.lost.remove(lost)
+                status, answer, extra = lost[1], None, {}
+                if status is not None:
+                    answer = {"status": "error", "message": "upstream request timeout",
+                              "category": "SERVICE_UNAVAILABLE", "correlationId": "fake"}
+            self.exchanges.append(Exchange(method, url.path, query, body, status, answer))
+            return status, answer, extra
+
+    def _answer(self, method: str, path: str, query: dict, headers, raw: bytes, body):
+        self.log.append((method, path))
+        pending = next((t for t in self.throttled if t[1] is None or t[1] in path), None)
+        if pending is not None:
+            self.throttled.remove(pending)
+            retry_after = pending[0]
+            extra = {"Retry-After": retry_after} if retry_after is not None else {}
+            return (
+                429,
+                {
+                    "status": "error",
+                    "message": "You have reached your ten_secondly_rolling limit.",
+                    "errorType": "RATE_LIMIT",
+                    "correlationId": "fake",
+                    "policyName": "TEN_SECONDLY_ROLLING",
+                    "groupName": "publicapi:private-app:fake",
+                },
+                extra,
+            )
+        try:
+            if path == "/oauth/v1/token":
+                return 200, self._token(raw), {}
+            auth = headers.get("Authorization") or ""
+            if not auth.startswith("Bearer ") or auth[7:] not in self.tokens:
+                raise ApiFailure(
+                    401, "INVALID_AUTHENTICATION", "Authentication credentials not found."
                 )
+            return self._route(method, path, query, body)
+        except ApiFailure as failure:
+            return (
+                failure.status,
+                {
+                    "status": "error",
+                    "message": failure.message,
+                    "category": failure.category,
+                    "correlationId": "fake",
+                },
+                {},
+            )
 
     def _token(self, raw: bytes) -> dict:
         form = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
@@ -302,7 +375,8 @@ class FakeHubSpot:
             if len(parts) == 4:
                 return self._definitions(object_type, method, body, "property")
         if method == "GET" and parts[:3] == ["crm", "v3", "pipelines"] and len(parts) == 4:
-            return 200, {"results": self.pipelines.get(parts[3], [])}, {}
+            return 200, {"results": [self._pipeline_view(p) for p in
+                                     self.pipelines.get(parts[3], [])]}, {}  # fmt: skip
         if method == "POST" and parts[:3] == ["communication-preferences", "v4", "statuses"]:
             if query.get("channel") != ["EMAIL"]:
                 raise ApiFailure(400, "VALIDATION_ERROR", "channel is required")
@@ -313,13 +387,36 @@ class FakeHubSpot:
                 (self.wide_statuses, "wideStatuses") if wide else (self.statuses, "statuses")
             )
             results = [
-                {"subscriberIdString": email, key: store.get(email.lower(), [])}
+                {"subscriberIdString": email,
+                 key: [{**status, "subscriberIdString": email}
+                       for status in store.get(email.lower(), [])]}
                 for email in body["inputs"]
-            ]
-            return 200, {"status": "COMPLETE", "results": results}, {}
+            ]  # fmt: skip
+            return 200, self._batch_answer(results), {}
         raise ApiFailure(404, "OBJECT_NOT_FOUND", f"no route {method} {path}")
 
     # -- endpoints ------------------------------------------------------------
+
+    def _batch_answer(self, results: list, errors: list | None = None) -> dict:
+        out = {
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": iso(self.now_ms),
+            "completedAt": iso(self.now_ms),
+        }
+        if errors:
+            out["numErrors"] = len(errors)
+            out["errors"] = [
+                {"status": "error", "links": {}, "errors": [], **error} for error in errors
+            ]
+        return out
+
+    def _pipeline_view(self, pipeline: dict) -> dict:
+        stamp = {"createdAt": "2024-01-01T00:00:00Z", "updatedAt": "2024-01-01T00:00:00Z",
+                 "archived": False}  # fmt: skip
+        stages = [{**stamp, "displayOrder": n, **stage}
+                  for n, stage in enumerate(pipeline.get("stages") or ())]  # fmt: skip
+        return {**stamp, "displayOrder": 0, **pipeline, "stages": stages}
 
     def _type_of(self, object_type: str, name: str) -> str:
         declared = self.property_defs[object_type].get(name)
@@ -443,19 +540,14 @@ class FakeHubSpot:
                 missing.append(str(item["id"]))
             else:
                 results.append(self._view(object_type, record, body.get("properties")))
-        out = {"status": "COMPLETE", "results": results}
         if missing:
-            out["numErrors"] = 1
-            out["errors"] = [
-                {
-                    "status": "error",
-                    "category": "OBJECT_NOT_FOUND",
-                    "message": "Could not get some objects, they may be deleted or not exist.",
-                    "context": {"ids": missing},
-                }
-            ]
-            return 207, out, {}
-        return 200, out, {}
+            error = {
+                "category": "OBJECT_NOT_FOUND",
+                "message": "Could not get some objects, they may be deleted or not exist.",
+                "context": {"ids": missing},
+            }
+            return 207, self._batch_answer(results, [error]), {}
+        return 200, self._batch_answer(results), {}
 
     def _check_properties(self, object_type: str, properties: dict) -> None:
         known = STANDARD.get(object_type)
@@ -481,15 +573,20 @@ class FakeHubSpot:
             results.append(
                 self._view(object_type, self.record(object_type, item["id"]), item["properties"])
             )
-        return {"status": "COMPLETE", "results": results}
+        return self._batch_answer(results)
 
     def _batch_create(self, object_type: str, body: dict) -> dict:
         inputs = body.get("inputs") or []
         if len(inputs) > BATCH_LIMIT:
             raise ApiFailure(400, "VALIDATION_ERROR", "at most 100 inputs per batch")
-        results = []
-        for item in inputs:
-            record_id = self.add(object_type, item.get("properties") or {})
+        # HubSpot validates the whole batch first: one invalid input creates nothing.
+        for n, item in enumerate(inputs):
+            owner = (item.get("properties") or {}).get("hubspot_owner_id")
+            if owner is not None and str(owner) not in self.owners:
+                raise ApiFailure(
+                    400, "VALIDATION_ERROR",
+                    f"Property values were not valid: input {n}: {owner} is not a valid owner id",
+                )  # fmt: skip
             for link in item.get("associations") or ():
                 types = link.get("types") or []
                 if not types or "associationTypeId" not in types[0]:
@@ -497,12 +594,19 @@ class FakeHubSpot:
                 target = str(link["to"]["id"])
                 target_type = "contacts" if types[0]["associationTypeId"] == 204 else "unknown"
                 if target not in self.objects[target_type]:
-                    raise ApiFailure(400, "VALIDATION_ERROR", f"no {target_type} {target}")
-                self.associate(object_type, record_id, target_type, target)
+                    raise ApiFailure(
+                        400, "VALIDATION_ERROR",
+                        f"input {n}: association target {target_type} {target} does not exist",
+                    )  # fmt: skip
+        results = []
+        for item in inputs:
+            record_id = self.add(object_type, item.get("properties") or {})
+            for link in item.get("associations") or ():
+                self.associate(object_type, record_id, "contacts", str(link["to"]["id"]))
             results.append(
                 self._view(object_type, self.record(object_type, record_id), item.get("properties"))
             )
-        return {"status": "COMPLETE", "results": results}
+        return self._batch_answer(results)
 
     def _associations(self, from_type: str, to_type: str, body: dict):
         a, b = SINGULAR.get(from_type, from_type), SINGULAR.get(to_type, to_type)
@@ -511,48 +615,42 @@ class FakeHubSpot:
         links = self.links.get((a, b), {})
         results, missing = [], []
         for item in body.get("inputs") or []:
-            targets = links.get(str(item["id"]))
+            targets = sorted(links.get(str(item["id"])) or (), key=int)
             if not targets:
                 missing.append(str(item["id"]))
                 continue
-            results.append(
-                {
-                    "from": {"id": str(item["id"])},
-                    "to": [
-                        {
-                            "toObjectId": int(t),
-                            "associationTypes": [
-                                {"category": "HUBSPOT_DEFINED", "typeId": 1, "label": None}
-                            ],
-                        }
-                        for t in sorted(targets, key=int)
-                    ],
-                }
-            )
-        out = {
-            "status": "COMPLETE",
-            "results": results,
-            "startedAt": iso(self.now_ms),
-            "completedAt": iso(self.now_ms),
-        }
-        if missing:
-            out["numErrors"] = len(missing)
-            out["errors"] = [
-                {
-                    "status": "error",
-                    "category": "OBJECT_NOT_FOUND",
-                    "message": f"No {b} is associated with {a} {m}.",
-                    "context": {"fromObjectId": [m]},
-                }
-                for m in missing
-            ]
-            return 207, out, {}
-        return 200, out, {}
+            start = offset_of(item["after"]) if item.get("after") else 0
+            end = start + self.association_page
+            result = {
+                "from": {"id": str(item["id"])},
+                "to": [
+                    {
+                        "toObjectId": str(t),
+                        "associationTypes": [
+                            {"category": "HUBSPOT_DEFINED", "typeId": 1, "label": None}
+                        ],
+                    }
+                    for t in targets[start:end]
+                ],
+            }
+            if end < len(targets):
+                result["paging"] = {"next": {"after": opaque(end)}}
+            results.append(result)
+        errors = [
+            {
+                "category": "OBJECT_NOT_FOUND",
+                "message": f"No {b} is associated with {a} {m}.",
+                "context": {"fromObjectId": [m]},
+            }
+            for m in missing
+        ]
+        return (207 if errors else 200), self._batch_answer(results, errors), {}
 
     def _definitions(self, object_type: str, method: str, body, what: str):
         store = self.groups[object_type] if what == "group" else self.property_defs[object_type]
+        view = self._group_view if what == "group" else self._property_view
         if method == "GET":
-            return 200, {"results": list(store.values())}, {}
+            return 200, {"results": [view(d) for d in store.values()]}, {}
         name = body.get("name")
         if not name or not body.get("label"):
             raise ApiFailure(400, "VALIDATION_ERROR", f"a {what} needs a name and a label")
@@ -562,4 +660,17 @@ class FakeHubSpot:
             group = body.get("groupName")
             raise ApiFailure(400, "VALIDATION_ERROR", f"group {group} does not exist")
         store[name] = dict(body)
-        return 201, store[name], {}
+        return 201, view(store[name]), {}
+
+    @staticmethod
+    def _group_view(group: dict) -> dict:
+        return {"displayOrder": -1, "archived": False, **group}
+
+    @staticmethod
+    def _property_view(definition: dict) -> dict:
+        """Answer a property as HubSpot does: every documented required field filled."""
+        return {
+            "label": definition["name"], "type": "string", "fieldType": "text",
+            "groupName": "contactinformation", "description": "", "options": [],
+            **definition,
+        }  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from connectors.hubspot import ApiError
+from tests.connectors.hubspot import shapes
 from tests.connectors.hubspot.conftest import TOKEN, make_connector
 
 
@@ -32,11 +33,31 @@ def test_associations_are_read_a_thousand_ids_per_call(fake):
     assert fake.calls("POST", "/associations/deals/contacts/batch/read") == 2
 
 
+def test_each_objects_association_pages_are_followed_with_its_after(fake):
+    fake.association_page = 2
+    contact = fake.add("contacts", {"email": "anna@example.com"})
+    other = fake.add("contacts", {"email": "paul@example.com"})
+    tasks = [fake.add("tasks", {"hs_task_subject": f"T{n}"}) for n in range(5)]
+    for task in tasks:
+        fake.associate("contacts", contact, "tasks", task)
+    fake.associate("contacts", other, "tasks", tasks[0])
+    api = make_connector(fake).api
+    assert api.associations("contacts", "tasks", [contact, other]) == {
+        contact: tasks, other: [tasks[0]]}
+    follow_ups = [e.body["inputs"] for e in fake.exchanges[1:]]
+    assert [[set(i) for i in inputs] for inputs in follow_ups] == [[{"id", "after"}]] * 2
+    assert all(i["id"] == contact for inputs in follow_ups for i in inputs)
+
+
 def test_the_fake_refuses_association_reads_beyond_hubspots_limit(fake):
     api = make_connector(fake).api
     with pytest.raises(ApiError, match="1000"):
         api._call("read associations", api._api("crm.associations.v4.batch_api").get_page,
                   "deals", "contacts", {"inputs": [{"id": str(n)} for n in range(1_001)]})
+    # The request broke HubSpot's documented limit on purpose; the conformance check knows.
+    [exchange] = fake.exchanges
+    assert "at most 1000 items" in " ".join(shapes.check([exchange]))
+    fake.exchanges.clear()
 
 
 def test_the_fake_answers_a_search_with_what_changed_since_its_last_page(fake):

@@ -116,6 +116,36 @@ def test_subscription_statuses_become_consents(fake, portal):
     assert (paul_all["purpose"], paul_all["status"]) == ("*", "opt_out")
 
 
+def test_a_status_word_the_v4_api_does_not_use_changes_no_consent(fake, portal):
+    # The v3 API's NOT_SUBSCRIBED is no v4 word; guessing could retract an opt-out.
+    anna = portal["anna"]
+    fake.statuses["anna@example.com"][0]["status"] = "NOT_SUBSCRIBED"
+    events, _ = run(make_connector(fake, parse_mapping(OWNERS)))
+    assert by_source(events, "subscription", f"{anna}:sub:11") == []
+    assert one(events, "subscription", f"{anna}:sub:12")["status"] == "opt_in"
+    fake.exchanges.clear()  # the answer broke the documented enum on purpose
+
+
+def test_a_deal_with_more_line_items_and_contacts_than_one_page_loses_none(fake):
+    # HubSpot pages associations per object; the rest of a deal's comes with "after".
+    fake.association_page = 3
+    deal = fake.add("deals", {"dealname": "Fleet of 8", "dealstage": "closedwon",
+                              "closedate": "2026-11-21T10:00:00Z"})
+    items = [fake.add("line_items", {"name": f"Car {n}", "hs_sku": f"car-{n}"}) for n in range(8)]
+    buyers = [fake.add("contacts", {"email": f"buyer{n}@example.com"}) for n in range(5)]
+    for item in items:
+        fake.associate("deals", deal, "line_items", item)
+    for buyer in buyers:
+        fake.associate("deals", deal, "contacts", buyer)
+    connector = make_connector(fake)
+    connector.streams = [s for s in connector.streams if s.name == "deals"]
+    events, _ = run(connector)
+    purchases = [e for e in events if e["type"] == "purchase" and not e.get("deleted")]
+    assert sorted(e["source"]["id"] for e in purchases) == sorted(items)
+    assert {e["person"]["hubspot"] for e in purchases} == {buyers[0]}
+    assert fake.calls("POST", "/associations/deals/line_items/batch/read") == 3
+
+
 def test_second_run_reads_only_what_changed(fake, connector, portal):
     _, bookmarks = run(connector)
     fake.advance(3600)

@@ -119,3 +119,77 @@ def test_owner_tasks_are_created_once_each_on_the_contact(fake, connector):
     assert connector.create_tasks(batch) == 0
     assert len(fake.objects["tasks"]) == 2
     assert connector.create_tasks([task(anna, "dec_3")]) == 1
+
+
+def keyed_tasks(fake):
+    return [t for t in fake.objects["tasks"].values()
+            if "Contact Guard key: " in (t["properties"].get("hs_task_body") or "")]
+
+
+@pytest.mark.parametrize("lost", [None, 502, 504], ids=["dropped", "502", "504"])
+def test_a_create_whose_answer_is_lost_is_looked_up_not_repeated(fake, connector, lost):
+    # The batch reached HubSpot and was applied; only its answer went missing.
+    anna = fake.add("contacts", {"email": "anna@example.com", "hubspot_owner_id": "77"})
+    paul = fake.add("contacts", {"email": "paul@example.com", "hubspot_owner_id": "78"})
+    fake.lose_answer("/tasks/batch/create", lost)
+    assert connector.create_tasks([task(anna, "dec_1"), task(paul, "dec_2")]) == 2
+    assert len(keyed_tasks(fake)) == 2
+    assert fake.calls("POST", "/tasks/batch/create") == 1
+    assert connector.write_errors == []
+
+
+def test_tasks_still_missing_after_a_lost_answer_are_created_once(fake, connector):
+    # The gateway gave up before HubSpot applied the batch: the look finds the task
+    # missing, and only then is it sent again.
+    anna = fake.add("contacts", {"email": "anna@example.com", "hubspot_owner_id": "77"})
+    fake.lose_answer("/tasks/batch/create", 504, applied=False)
+    assert connector.create_tasks([task(anna, "dec_1")]) == 1
+    assert len(keyed_tasks(fake)) == 1
+    assert fake.calls("POST", "/tasks/batch/create") == 2
+
+
+def test_a_create_answered_429_is_repeated_by_the_transport(fake, connector):
+    anna = fake.add("contacts", {"email": "anna@example.com", "hubspot_owner_id": "77"})
+    fake.throttle(1, retry_after="0", path_part="/tasks/batch/create")
+    assert connector.create_tasks([task(anna, "dec_1")]) == 1
+    assert len(keyed_tasks(fake)) == 1
+    assert fake.calls("POST", "/tasks/batch/create") == 2
+
+
+def test_a_batch_hubspot_refuses_whole_is_split_and_only_the_bad_task_skipped(fake, connector):
+    contacts = [fake.add("contacts", {"email": f"c{n}@example.com", "hubspot_owner_id": "77"})
+                for n in range(5)]
+    batch = [task(c, f"dec_{n}") for n, c in enumerate(contacts)]
+    batch[3] = task(contacts[3], "dec_3", owner="4040")  # no such HubSpot user
+    assert connector.create_tasks(batch) == 4
+    assert len(keyed_tasks(fake)) == 4
+    [skipped] = connector.write_skipped
+    assert skipped.startswith(f"{contacts[3]}: HubSpot refused task 'dec_3'")
+    assert "4040" in skipped
+    assert connector.write_errors == []
+    assert connector.create_tasks(batch) == 0, "the refused task is said once, not retried here"
+
+
+def test_a_task_for_a_contact_gone_from_hubspot_is_skipped_and_said(fake, connector):
+    anna = fake.add("contacts", {"email": "anna@example.com"})
+    assert connector.create_tasks([task(anna, "dec_1"), task("999999", "dec_2")]) == 1
+    assert connector.write_skipped == ["999999: no such contact (deleted or merged away)"]
+
+
+def test_creates_hubspot_never_confirms_are_reported_for_the_next_run(fake, connector):
+    anna = fake.add("contacts", {"email": "anna@example.com"})
+    for _ in range(3):  # every attempt dies at the gateway before HubSpot applies it
+        fake.lose_answer("/tasks/batch/create", 502, applied=False)
+    assert connector.create_tasks([task(anna, "dec_1")]) == 0
+    assert connector.write_errors == [
+        f"{anna}: HubSpot did not confirm task 'dec_1'; tried again next run"]
+    assert fake.calls("POST", "/tasks/batch/create") == 3
+    assert keyed_tasks(fake) == []
+
+
+def test_a_contact_with_more_tasks_than_one_association_page_gets_no_duplicate(fake, connector):
+    fake.association_page = 2
+    anna = fake.add("contacts", {"email": "anna@example.com"})
+    assert connector.create_tasks([task(anna, f"dec_{n}") for n in range(5)]) == 5
+    assert connector.create_tasks([task(anna, "dec_4")]) == 0
+    assert len(keyed_tasks(fake)) == 5
