@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from guard import keys, openapi
 from guard.auth import requires
-from guard.errors import GuardError, InvalidField
+from guard.errors import Conflict, GuardError, InvalidField
 from guard.schemas import (
     CheckSchema,
     EventsSchema,
@@ -39,7 +39,7 @@ def current_guard():
 
 
 def _with_defaults(attempt: dict, prefix: str = "") -> dict:
-    """Fill sender and purpose from the caller's key; both must end up set."""
+    """Fill sender and purpose from the caller's key; both must end up set and allowed."""
     key = g.api_key
     for name, value in key.defaults.items():
         attempt.setdefault(name, value)
@@ -47,6 +47,8 @@ def _with_defaults(attempt: dict, prefix: str = "") -> dict:
         if not attempt.get(name):
             raise InvalidField(f"{prefix}{name}", "required (the API key has no default "
                                                   f"{name})")
+    key.permit(attempt["sender"], attempt["purpose"], sender_field=f"{prefix}sender",
+               purpose_field=f"{prefix}purpose")
     return attempt
 
 
@@ -187,22 +189,38 @@ def _chain(first: tuple, rest: Iterator[tuple]) -> Iterator[tuple]:
 def create_key() -> tuple[Response, int]:
     """Create an API key; the secret is in this response only."""
     body = load_body(request, _KEY_CREATE)
-    policy = current_guard().policy
-    if body.get("sender") and not policy.knows_sender(body["sender"]):
-        raise InvalidField("sender", f"{body['sender']!r} matches none of the policy's senders "
-                                     f"({', '.join(policy.senders)})")
-    if body.get("purpose") and body["purpose"] not in policy.purposes:
-        raise InvalidField("purpose", f"unknown purpose {body['purpose']!r}")
     key, token = keys.create_key(
         current_app.extensions["guard.engine"], body["name"], body["scopes"],
-        sender=body.get("sender"), purpose=body.get("purpose"),
+        sender=body.get("sender"), purpose=body.get("purpose"), senders=body.get("senders"),
+        purposes=body.get("purposes"), policy=current_guard().policy,
     )
     return jsonify(_key_json(key, token)), 201
 
 
 def _key_json(key: keys.ApiKey, token: str) -> Mapping[str, Any]:
     return {"id": key.id, "key": token, "name": key.name, "scopes": sorted(key.scopes),
-            "sender": key.sender, "purpose": key.purpose}
+            "sender": key.sender, "purpose": key.purpose,
+            "senders": list(key.senders) or None, "purposes": list(key.purposes) or None}
+
+
+@v1.get("/keys")
+@requires("admin")
+def list_keys() -> Response:
+    """List every API key, revoked ones included; never a key's secret or hash."""
+    return jsonify({"keys": keys.list_keys(current_app.extensions["guard.engine"])})
+
+
+@v1.delete("/keys/<key_id>")
+@requires("admin")
+def revoke_key(key_id: str) -> Response:
+    """Revoke an API key at once; what it queued in the outbox is not sent."""
+    if key_id == keys.BOOTSTRAP_ID:
+        # The bootstrap key belongs to the server's settings: revoked here, the next start
+        # with the same setting would refuse to run, and every admin could be locked out.
+        raise Conflict(f"id: {key_id} is the GUARD_ADMIN_KEY key; set a new GUARD_ADMIN_KEY "
+                       "and restart to replace it, or run `guard keys revoke key_admin` on "
+                       "the server", field="id")
+    return jsonify(keys.revoke_key(current_app.extensions["guard.engine"], key_id))
 
 
 @v1.get("/decisions/<decision_id>")

@@ -1,8 +1,9 @@
 """Who is calling: ``Authorization: Bearer <key>`` or HTTP Basic with the key as password.
 
 Scopes are ``check``, ``send``, ``events`` and ``admin`` (which implies all
-of them). No key, or a key we do not know, is a 401; a known key without the
-scope is a 403.
+of them). No key, or a key we do not know (or that was revoked), is a 401; a
+known key without the scope is a 403, and so is a request for a sender or
+purpose outside the key's allow-lists (``ApiKey.permit``, called by each endpoint).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def authenticate_request(required_scope: str) -> ApiKey:
         )
     key = keys.authenticate(current_app.extensions["guard.engine"], token)
     if key is None:
-        raise Unauthorized("Authorization: unknown API key", field="Authorization")
+        raise Unauthorized("Authorization: unknown or revoked API key", field="Authorization")
     if not key.allows(required_scope):
         raise Forbidden(
             f"Authorization: key {key.name!r} lacks the {required_scope!r} scope "

@@ -32,13 +32,32 @@ DEFAULTS: dict[str, Any] = {
     "SCREEN_CHUNK": 500,
     # Check transactions one process runs at once on PostgreSQL (SQLite has one writer).
     "CHECK_LANES": 2,
+    # The secret key of the hashes erasure keeps (HMAC-SHA256); never stored in the store.
+    "ERASURE_SALT": None,
+    # Finished outbox rows (sent, rejected, dropped) and processed webhook deliveries are
+    # purged after this many days: they hold whole messages. At least a day, so a provider
+    # request retried under its Idempotency-Key still finds its row.
+    "OUTBOX_RETENTION_DAYS": 7,
+    "INBOX_RETENTION_DAYS": 7,
+    # Dry-run decisions (screens, checks with commit false) are purged after this many days.
+    "DRY_RUN_RETENTION_DAYS": 30,
+    # Largest HubSpot webhook body; HubSpot sends at most 100 events (a few dozen KiB).
+    "HUBSPOT_WEBHOOK_MAX_BYTES": 1024 * 1024,
     "JSON_SORT_KEYS": False,
 }
 
 # Settings that are text even when they look like JSON numbers or booleans.
-_TEXT = ("DATABASE_URL", "POLICY", "ADMIN_KEY")
+_TEXT = ("DATABASE_URL", "POLICY", "ADMIN_KEY", "ERASURE_SALT")
 _INTEGERS = ("MAX_CONTENT_LENGTH", "SCREEN_MAX_RECIPIENTS", "EVENTS_MAX_BATCH", "SCREEN_CHUNK",
-             "CHECK_LANES")
+             "CHECK_LANES", "OUTBOX_RETENTION_DAYS", "INBOX_RETENTION_DAYS",
+             "DRY_RUN_RETENTION_DAYS", "HUBSPOT_WEBHOOK_MAX_BYTES")
+# An answer kept under an Idempotency-Key names its outbox row for this long (hours).
+IDEMPOTENCY_HOURS = 24
+
+
+# The bootstrap admin key opens everything: at least this long, so it cannot be guessed
+# (32 characters of `secrets.token_urlsafe` are 192 random bits).
+ADMIN_KEY_MIN_LENGTH = 32
 
 
 class ConfigurationError(RuntimeError):
@@ -90,6 +109,13 @@ def normalise(config: dict[str, Any]) -> None:
             config[key] = json.dumps(value) if isinstance(value, bool) else str(value)
         if config.get(key) == "":
             config[key] = None if key != "DATABASE_URL" else DEFAULTS[key]
+    admin = config.get("ADMIN_KEY")
+    if admin is not None and len(admin) < ADMIN_KEY_MIN_LENGTH:
+        raise ConfigurationError(
+            f"GUARD_ADMIN_KEY: must be at least {ADMIN_KEY_MIN_LENGTH} characters, got "
+            f"{len(admin)}; make one with: python3 -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))'"
+        )
     for key in _INTEGERS:
         value = config.get(key)
         try:
@@ -101,3 +127,8 @@ def normalise(config: dict[str, Any]) -> None:
         if number <= 0:
             raise ConfigurationError(f"GUARD_{key}: must be positive, got {number}")
         config[key] = number
+    window = config.get("IDEMPOTENCY_HOURS", IDEMPOTENCY_HOURS)
+    if isinstance(window, int) and config["OUTBOX_RETENTION_DAYS"] * 24 < window:
+        raise ConfigurationError(
+            f"GUARD_OUTBOX_RETENTION_DAYS: must cover the {window}-hour Idempotency-Key "
+            f"window, got {config['OUTBOX_RETENTION_DAYS']} days")

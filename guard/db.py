@@ -128,13 +128,22 @@ ledger = sa.Table(
     sa.Column("source", sa.JSON),
     sa.Column("record_key", sa.String(400), unique=True),
     sa.Column("created_at", _TIME, nullable=False),
+    # A decision about no known person: its recipient, by which an erasure finds the row.
+    sa.Column("recipient", sa.String(320)),
     # A check reads a person's committed entries since a time. Dry runs (screens, checks
     # with commit false) are recorded too but never counted: with "committed" before "at"
     # a check's range holds only what it counts, however many lists were screened.
     sa.Index("ix_ledger_person_committed_at", "person_id", "committed", "at"),
+    sa.Index("ix_ledger_recipient", "recipient",
+             sqlite_where=sa.text("recipient IS NOT NULL"),
+             postgresql_where=sa.text("recipient IS NOT NULL")),
+    # Dry runs by age: the worker purges those past GUARD_DRY_RUN_RETENTION_DAYS.
+    sa.Index("ix_ledger_dry_runs", "created_at", sqlite_where=sa.text("committed = 0"),
+             postgresql_where=sa.text("committed = false")),
 )
 
-# Salted hashes of the addresses and CRM ids of people who exercised the right to erasure.
+# Keyed hashes (HMAC-SHA256 with GUARD_ERASURE_SALT, a secret kept outside the store) of
+# the addresses and CRM ids of people who exercised the right to erasure.
 erasures = sa.Table(
     "erasures",
     metadata,
@@ -150,6 +159,24 @@ erasure_notices = sa.Table(
     sa.Column("system", sa.String(32), primary_key=True),
     sa.Column("record_id", sa.String(64), primary_key=True),
     sa.Column("erased_at", _TIME, nullable=False),
+)
+
+# Webhook deliveries are stored before they are acknowledged, then processed by the
+# worker (guard.crm): HubSpot gives up on slow endpoints, and a crash must not lose a change.
+hook_inbox = sa.Table(
+    "hook_inbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("system", sa.String(32), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("received_at", _TIME, nullable=False),
+    sa.Column("processed_at", _TIME),
+    sa.Column("error", sa.Text),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    # SHA-256 of the delivery's signature: a replay of a signed delivery is stored once.
+    sa.Column("signature", sa.String(64)),
+    sa.Index("ix_hook_inbox_pending", "processed_at", "id"),
+    sa.Index("ux_hook_inbox_signature", "signature", unique=True),
 )
 
 settings = sa.Table(
@@ -186,7 +213,12 @@ api_keys = sa.Table(
     sa.Column("scopes", sa.String(255), nullable=False),
     sa.Column("sender", sa.String(128)),
     sa.Column("purpose", sa.String(64)),
+    # Allow-lists (names or patterns such as ``dealer:*``); null: no limit.
+    sa.Column("senders", sa.JSON),
+    sa.Column("purposes", sa.JSON),
     sa.Column("created_at", _TIME, nullable=False),
+    # A revoked key authenticates nothing, and the worker drops what it queued.
+    sa.Column("revoked_at", _TIME),
 )
 
 # A provider request answered under an Idempotency-Key, per API key: a retry of it gets the

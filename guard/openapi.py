@@ -53,8 +53,8 @@ def problem(description: str) -> dict:
 
 PROBLEMS = {
     "400": problem("Bad input; `detail` names the field."),
-    "401": problem("No API key, or an unknown one."),
-    "403": problem("The API key lacks the scope."),
+    "401": problem("No API key, or an unknown or revoked one."),
+    "403": problem("The API key lacks the scope, or may not use that sender or purpose."),
     "413": problem("The body is larger than the limit."),
     "415": problem("The body is not JSON."),
 }
@@ -113,10 +113,29 @@ register_path("/v1/screen", {"post": _secured("check", {
 register_path("/v1/keys", {"post": _secured("admin", {
     "operationId": "createKey",
     "summary": "Create an API key; the key is shown once and stored hashed.",
+    "description": "`sender` and `purpose` are defaults; `senders` and `purposes` are "
+                   "limits: every endpoint answers a request outside them with a 403 naming "
+                   "the field.",
     "requestBody": {"required": True, "content": _json("KeyCreate")},
     "responses": {"201": {"description": "The new key.", "content": _json("KeyCreated")}},
-}, errors=_BODY_ERRORS)})
+}, errors=_BODY_ERRORS), "get": _secured("admin", {
+    "operationId": "listKeys",
+    "summary": "List every API key, revoked ones included (never a secret or hash).",
+    "responses": {"200": {"description": "The keys, oldest first.",
+                          "content": _json("KeyList")}},
+}, errors=("401", "403"))})
 _ID = {"in": "path", "required": True, "schema": {"type": "string"}}
+register_path("/v1/keys/{key_id}", {"delete": _secured("admin", {
+    "operationId": "revokeKey",
+    "summary": "Revoke an API key (idempotent); the outbox drops what it queued.",
+    "description": "The key stops working at once on this replica and within 5 seconds on "
+                   "the others. The `GUARD_ADMIN_KEY` key (`key_admin`) is replaced through "
+                   "its setting, not here (409).",
+    "parameters": [{"name": "key_id", **_ID}],
+    "responses": {"200": {"description": "The revoked key.", "content": _json("Key")},
+                  "404": problem("No such key."),
+                  "409": problem("The GUARD_ADMIN_KEY key, which its setting owns.")},
+}, errors=("401", "403"))})
 register_path("/v1/decisions/{decision_id}", {"get": _secured("check", {
     "operationId": "getDecision",
     "summary": "A recorded decision with its attempt.",
@@ -144,6 +163,8 @@ _CORE_SCHEMAS = {
     "ScreenResponse": schemas.ScreenResponseSchema,
     "KeyCreate": schemas.KeyCreateSchema,
     "KeyCreated": schemas.KeyCreatedSchema,
+    "Key": schemas.KeySchema,
+    "KeyList": schemas.KeyListSchema,
     "Person": schemas.PersonSchema,
 }
 

@@ -42,7 +42,7 @@ import logging
 import random
 import secrets
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -212,11 +212,14 @@ class Claim:
     needs_check: bool
     tries: int
     decision_ids: tuple[str, ...]
+    # The API key that queued the send: a revoked key's sends are dropped at release.
+    key_id: str | None = None
 
 
 def _claim_from(row, token: str) -> Claim:
     return Claim(row.id, token, row.provider, row.resource, row.payload, tuple(row.checks),
-                 dict(row.defaults), bool(row.needs_check), row.tries, tuple(row.decision_ids))
+                 dict(row.defaults), bool(row.needs_check), row.tries, tuple(row.decision_ids),
+                 row.key_id)
 
 
 class Outbox:
@@ -542,6 +545,72 @@ class _Deferred:
                     self._lock.wait()
                 if not self._pending and not self._writing:
                     return
+
+
+# Rows that will never be sent again; the worker purges them after
+# GUARD_OUTBOX_RETENTION_DAYS. An unknown row waits for a human, so it stays.
+FINISHED = (DONE_SENT, DONE_REJECTED, DROPPED)
+_FORGET_PAGE = 500
+
+
+def forget(conn: Connection, decision_ids: Collection[str],
+           erased: Callable[[str], bool]) -> int:
+    """Take an erased person out of the outbox; return how many rows changed or went.
+
+    A row is theirs when it holds one of their ``decision_ids`` or a recipient
+    ``erased`` says is theirs. A row for them alone is deleted, whatever its
+    state (held ones would be blocked at release anyway); a Mail Send shared
+    with others keeps the others, without the person's address, name or
+    personalization. Right to erasure (GDPR Art. 17): no copy stays behind.
+    """
+    wanted = set(decision_ids)
+    theirs: list[str] = []
+    after = ""
+    while True:
+        page = conn.execute(
+            sa.select(outbox.c.id, outbox.c.recipients, outbox.c.decision_ids)
+            .where(outbox.c.id > after).order_by(outbox.c.id).limit(_FORGET_PAGE)).all()
+        if not page:
+            break
+        after = page[-1].id
+        theirs += [row.id for row in page
+                   if wanted.intersection(row.decision_ids or ())
+                   or any(erased(str(r)) for r in row.recipients or ())]
+    for start in range(0, len(theirs), _FORGET_PAGE):
+        rows = conn.execute(sa.select(outbox).where(
+            outbox.c.id.in_(theirs[start:start + _FORGET_PAGE]))).all()
+        for row in rows:
+            kept = [r for r in row.recipients or () if not erased(str(r))]
+            payload = _without(row.provider, row.payload, erased) if len(kept) > 0 and \
+                len(row.recipients) > 1 else None
+            if payload is None:
+                conn.execute(outbox.delete().where(outbox.c.id == row.id))
+                continue
+            conn.execute(outbox.update().where(outbox.c.id == row.id).values(
+                payload=payload, recipients=kept,
+                checks=[c for c in row.checks or () if not erased(str(c.get("to") or ""))]))
+    return len(theirs)
+
+
+def _without(provider: str, payload: Any, erased: Callable[[str], bool]) -> Any | None:
+    """Return a Mail Send body without the erased recipients, or None if nobody is left."""
+    if provider != "sendgrid" or not isinstance(payload, Mapping):
+        return None
+    kept = []
+    for personalization in payload.get("personalizations") or ():
+        if not isinstance(personalization, Mapping):
+            continue
+        trimmed = dict(personalization)
+        for field_name in ("to", "cc", "bcc"):
+            if isinstance(trimmed.get(field_name), list):
+                trimmed[field_name] = [
+                    a for a in trimmed[field_name]
+                    if not (isinstance(a, Mapping) and erased(str(a.get("email") or "")))]
+                if not trimmed[field_name] and field_name != "to":
+                    del trimmed[field_name]
+        if trimmed.get("to"):
+            kept.append(trimmed)
+    return {**payload, "personalizations": kept} if kept else None
 
 
 def _as_dict(row) -> dict:

@@ -112,6 +112,14 @@ class EventsSchema(Schema):
         "description": "Events with a type and a source {system, id}; see SPEC §6."})
 
 
+def _allow_list(what: str, example: str) -> fields.List:
+    return fields.List(fields.String(), allow_none=True, validate=validate.Length(max=100),
+                       metadata={"description": f"Limit the key to these {what}: names or "
+                                                f"patterns such as {example!r}; a request "
+                                                "outside them is a 403. Leave out (or null) "
+                                                "for no limit."})
+
+
 class KeyCreateSchema(Schema):
     """``POST /v1/keys``."""
 
@@ -120,8 +128,12 @@ class KeyCreateSchema(Schema):
         fields.String(validate=validate.OneOf(SCOPES)), required=True,
         validate=validate.Length(min=1),
     )
-    sender = _name(allow_none=True)
-    purpose = _name(allow_none=True)
+    sender = _name(allow_none=True, metadata={
+        "description": "Default sender; must lie within `senders` when both are given."})
+    purpose = _name(allow_none=True, metadata={
+        "description": "Default purpose; must lie within `purposes` when both are given."})
+    senders = _allow_list("senders", "dealer:*")
+    purposes = _allow_list("purposes", "service_reminder")
 
 
 class KeyCreatedSchema(Schema):
@@ -133,6 +145,29 @@ class KeyCreatedSchema(Schema):
     scopes = fields.List(fields.String(), required=True)
     sender = fields.String(allow_none=True)
     purpose = fields.String(allow_none=True)
+    senders = fields.List(fields.String(), allow_none=True)
+    purposes = fields.List(fields.String(), allow_none=True)
+
+
+class KeySchema(Schema):
+    """A stored key: its settings and whether it was revoked, never its secret or hash."""
+
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    scopes = fields.List(fields.String(), required=True)
+    sender = fields.String(required=True, allow_none=True)
+    purpose = fields.String(required=True, allow_none=True)
+    senders = fields.List(fields.String(), required=True, allow_none=True,
+                          metadata={"description": "Allow-list; null: no limit."})
+    purposes = fields.List(fields.String(), required=True, allow_none=True,
+                           metadata={"description": "Allow-list; null: no limit."})
+    created_at = fields.String(required=True, metadata={"format": "date-time"})
+    revoked_at = fields.String(required=True, allow_none=True,
+                               metadata={"format": "date-time"})
+
+
+class KeyListSchema(Schema):
+    keys = fields.List(fields.Nested(KeySchema), required=True)
 
 
 class EvidenceSchema(Schema):

@@ -13,17 +13,84 @@ import signal
 import threading
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Flask
 
-from guard import flags, proxy
+from guard import flags, keys, proxy
+from guard.db import hook_inbox, ledger
 from guard.errors import InvalidField
-from guard.outbox import Claim, Outbox
+from guard.outbox import DROPPED, FINISHED, Claim, Outbox, outbox
 from policies.model import VERDICT_RANK
 
 log = logging.getLogger(__name__)
 
+DAY, HOUR = timedelta(days=1), timedelta(hours=1)
+# Rows deleted per transaction, and transactions per table in one worker cycle: each
+# delete holds its locks (SQLite: the write lock) for milliseconds, and a backlog (a large
+# screen's dry runs coming of age) is worked off over a few cycles.
+PURGE_BATCH = 1000
+PURGE_BATCHES_PER_CYCLE = 20
+
+
+@dataclass(frozen=True)
+class Retention:
+    """Rows of one table kept for a setting's number of ``unit``s, then purged.
+
+    A row goes once every column of ``times`` is older than that and
+    ``where`` holds; the first of ``times`` leads an index, so finding the
+    rows due reads only them.
+    """
+
+    name: str
+    table: sa.Table
+    times: tuple[sa.Column, ...]
+    setting: str
+    unit: timedelta = DAY
+    where: tuple[sa.ColumnElement, ...] = ()
+
+
+# Everything the store purges by age, one line a table.
+RETENTION: list[Retention] = [
+    Retention("outbox", outbox, (outbox.c.not_before, outbox.c.updated_at),
+              "OUTBOX_RETENTION_DAYS", where=(outbox.c.status.in_(FINISHED),)),
+    Retention("webhook inbox", hook_inbox, (hook_inbox.c.processed_at,), "INBOX_RETENTION_DAYS"),
+    Retention("dry runs", ledger, (ledger.c.created_at,), "DRY_RUN_RETENTION_DAYS",
+              where=(ledger.c.committed == sa.false(),)),
+]
+
+
+def purge(engine: sa.Engine, rule: Retention, now: datetime, *, keep: float,
+          batch: int = PURGE_BATCH, batches: int = PURGE_BATCHES_PER_CYCLE) -> int:
+    """Delete up to ``batches`` batches of ``rule``'s rows older than ``keep`` units; count."""
+    cutoff = now.astimezone(UTC) - rule.unit * keep
+    key = tuple(rule.table.primary_key.columns)
+    due = sa.select(*key).where(*(t < cutoff for t in rule.times), *rule.where).limit(batch)
+    if engine.dialect.name == "postgresql":
+        # Two workers purging at once take different rows instead of waiting on each other.
+        due = due.with_for_update(skip_locked=True)
+    which = key[0].in_(due) if len(key) == 1 else sa.tuple_(*key).in_(due)
+    deleted = 0
+    for _ in range(batches):
+        with engine.begin() as conn:
+            count = conn.execute(rule.table.delete().where(which)).rowcount
+        deleted += count
+        if count < batch:
+            break
+    return deleted
+
+
+def purge_expired(app: Flask) -> None:
+    """Purge every table's rows past their retention setting (see RETENTION)."""
+    guard = app.extensions["guard"]
+    now = guard.clock()
+    for rule in RETENTION:
+        deleted = purge(guard.engine, rule, now, keep=app.config[rule.setting])
+        if deleted:
+            log.info("purged %d %s rows past GUARD_%s", deleted, rule.name, rule.setting)
 
 
 def refresh_flags(app: Flask) -> None:
@@ -40,7 +107,7 @@ def refresh_flags(app: Flask) -> None:
 # Scheduled jobs run once per worker cycle after the outbox, each as job(app). The CRM
 # sync and write-back append theirs here (after this one, so refreshed flags go out in
 # the same cycle); a job that fails is logged, the others still run.
-JOBS: list[Callable[[Flask], Any]] = [refresh_flags]
+JOBS: list[Callable[[Flask], Any]] = [refresh_flags, purge_expired]
 
 
 def _recheck(app: Flask, box: Outbox, claim: Claim) -> Claim | None:
@@ -86,6 +153,10 @@ def release_one(app: Flask, exclude: set[str] | None = None) -> str | None:
         return None
     if exclude is not None:
         exclude.add(claim.id)
+    revoked = keys.revocation(app.extensions["guard.engine"], claim.key_id)
+    if revoked:
+        box.drop(claim, revoked, [])
+        return DROPPED
     if claim.needs_check:
         checked = _recheck(app, box, claim)
         if checked is None:

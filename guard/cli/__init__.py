@@ -7,7 +7,7 @@ import importlib
 import click
 
 # Each module adds its commands in ``register(group)``; the order is the help order.
-_MODULES = ("service", "policy", "proxy", "crm")
+_MODULES = ("service", "keys", "policy", "proxy", "crm")
 
 
 @click.group()

@@ -1,4 +1,4 @@
-"""Service commands: serve, db upgrade, keys, import, screen, check, simulate, demo."""
+"""Service commands: serve, db upgrade, import, screen, check, simulate, demo."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def _progress(length: int, label: str):
     return click.progressbar(length=length, label=label, file=sys.stderr)
 
 
-# ---------------------------------------------------------------------------- serve, db, keys
+# ---------------------------------------------------------------------------- serve, db
 
 
 @click.command()
@@ -115,37 +115,6 @@ def db_upgrade(url: str | None) -> None:
         click.echo(f"Store at revision {current_revision(engine)} ({engine.dialect.name}).")
     finally:
         engine.dispose()
-
-
-@click.group("keys")
-def keys_group() -> None:
-    """Manage API keys."""
-
-
-@keys_group.command("create")
-@click.option("--name", required=True, help="Who uses the key (e.g. 'HubSpot workflows').")
-@click.option("--scope", "scopes", multiple=True, required=True,
-              type=click.Choice(("check", "send", "events", "admin")),
-              help="A scope the key has; repeat for several.")
-@click.option("--sender", help="Default sender for requests that name none.")
-@click.option("--purpose", help="Default purpose for requests that name none.")
-@_store_errors
-def keys_create(name: str, scopes: tuple[str, ...], sender: str | None,
-                purpose: str | None) -> None:
-    """Create an API key and print it once (only its hash is stored)."""
-    from guard import keys
-
-    guard = _guard()
-    if sender and not guard.policy.knows_sender(sender):
-        raise click.BadParameter(f"{sender!r} matches none of the policy's senders "
-                                 f"({', '.join(guard.policy.senders)})", param_hint="--sender")
-    if purpose and purpose not in guard.policy.purposes:
-        raise click.BadParameter(f"unknown purpose {purpose!r}", param_hint="--purpose")
-    key, token = keys.create_key(guard.engine, name, scopes, sender=sender, purpose=purpose)
-    click.echo(f"Created {key.id} ({key.name}; scopes: {', '.join(sorted(key.scopes))}).",
-               err=True)
-    click.echo("The key is shown this once; store it now:", err=True)
-    click.echo(token)
 
 
 # ---------------------------------------------------------------------------- import
@@ -368,7 +337,7 @@ def screen(file: Path, column: str, commit: bool, workers: int | None, output,
     if workers is None:
         workers = max(1, os.cpu_count() or 1) if total >= PARALLEL_FROM else 1
     writer = csv.writer(output)
-    writer.writerow([*header, "verdict", "rules", "decision_id", "error"])
+    writer.writerow(spreadsheet_safe([*header, "verdict", "rules", "decision_id", "error"]))
     at, width = header.index(column), len(header)
     counts: dict[str, int] = {}
     # The list is streamed in chunks; only the chunks being screened are in memory. Rows
@@ -398,10 +367,30 @@ def screen(file: Path, column: str, commit: bool, workers: int | None, output,
                 row += (verdict, rules, decision_id, error)
                 key = verdict or "invalid"
                 counts[key] = counts.get(key, 0) + 1
-            writer.writerows(rows)
+            writer.writerows(map(spreadsheet_safe, rows))
             bar.update(len(rows))
     summary = ", ".join(f"{n} {verdict}" for verdict, n in sorted(counts.items()))
     click.echo(f"{total} recipients: {summary or 'none'}.", err=True)
+
+
+# OWASP, CSV injection: a spreadsheet runs a cell that starts with one of these as a
+# formula (=HYPERLINK(…), +cmd|…!A0, @SUM(…)); a leading ' makes it text.
+_FORMULA_START = frozenset("=+-@\t\r")
+# A signed number or phone number (+4917012345, +49 (0)170 123-4567, -12.5): nothing but
+# digits, spaces and ( ) . / -, so nothing a formula could call. It stays as it is, so a
+# screened list still holds recipients that work (and re-screen) as they are.
+_PLAIN_NUMBER = re.compile(r"[+-][0-9 ()./-]*[0-9][0-9 ()./-]*")
+
+
+def spreadsheet_safe(row: list[str]) -> list[str]:
+    """Prefix ``'`` to every cell a spreadsheet would run as a formula; signed numbers stay."""
+    for cell in row:
+        if cell[:1] in _FORMULA_START and not _PLAIN_NUMBER.fullmatch(cell):
+            break
+    else:
+        return row
+    return ["'" + cell if cell[:1] in _FORMULA_START and not _PLAIN_NUMBER.fullmatch(cell)
+            else cell for cell in row]
 
 
 def _cells(row: list[str], width: int) -> list[str]:
@@ -546,7 +535,7 @@ def simulate(since: str, policy_file: str | None, show: int) -> None:
 
 def register(group: click.Group) -> None:
     """Add the service commands to the ``guard`` group."""
-    for command in (serve, db, keys_group, import_events, screen, check, demo):
+    for command in (serve, db, import_events, screen, check, demo):
         group.add_command(command)
     # ``guard policy`` belongs to the policy commands, which add check and test to
     # this group when they register after us; simulate replays the store, so it is ours.

@@ -12,6 +12,9 @@ from guard.db import api_keys
 from .conftest import bearer
 
 _built: list = []
+DIGITS = "12345678901234567890123456789012"
+FIRST, SECOND = "first-admin-secret-" + "a" * 20, "second-admin-secret-" + "b" * 20
+BOOT = "bootstrap-admin-secret-" + "c" * 20
 
 
 def create_app(config=None):
@@ -30,9 +33,10 @@ def _dispose_engines():
 
 def test_embedded_sqlite_needs_no_setup(tmp_path, monkeypatch):
     monkeypatch.setenv("GUARD_DATABASE_URL", f"sqlite:///{tmp_path / 'fresh.db'}")
-    monkeypatch.setenv("GUARD_ADMIN_KEY", "1234567890")
+    # Digits only: Flask reads it as a JSON number; the setting stays the text it was.
+    monkeypatch.setenv("GUARD_ADMIN_KEY", DIGITS)
     app = create_app()
-    assert app.config["ADMIN_KEY"] == "1234567890"
+    assert app.config["ADMIN_KEY"] == DIGITS
     client = app.test_client()
     health = client.get("/healthz")
     assert health.status_code == 200
@@ -40,21 +44,21 @@ def test_embedded_sqlite_needs_no_setup(tmp_path, monkeypatch):
     assert body["status"] == "ok" and body["store"]["ok"] is True
     assert body["policy"]["version"].startswith("sha256:")
     created = client.post("/v1/keys", json={"name": "t", "scopes": ["check"]},
-                          headers=bearer("1234567890"))
+                          headers=bearer(DIGITS))
     assert created.status_code == 201
 
 
 def test_the_admin_key_bootstrap_is_idempotent_and_rotates(tmp_path):
     url = f"sqlite:///{tmp_path / 'keys.db'}"
     for _ in range(2):
-        create_app({"DATABASE_URL": url, "ADMIN_KEY": "first-secret"})
-    app = create_app({"DATABASE_URL": url, "ADMIN_KEY": "second-secret"})
+        create_app({"DATABASE_URL": url, "ADMIN_KEY": FIRST})
+    app = create_app({"DATABASE_URL": url, "ADMIN_KEY": SECOND})
     with app.extensions["guard.engine"].connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(api_keys)).scalar_one() == 1
     client = app.test_client()
     body = {"name": "t", "scopes": ["check"]}
-    assert client.post("/v1/keys", json=body, headers=bearer("first-secret")).status_code == 401
-    assert client.post("/v1/keys", json=body, headers=bearer("second-secret")).status_code == 201
+    assert client.post("/v1/keys", json=body, headers=bearer(FIRST)).status_code == 401
+    assert client.post("/v1/keys", json=body, headers=bearer(SECOND)).status_code == 201
 
 
 def test_a_bad_policy_fails_start_up_with_file_and_line(tmp_path):
@@ -95,7 +99,7 @@ def test_check_lanes_apply_to_postgresql_and_never_to_sqlite(db_url, monkeypatch
 
 def test_healthz_reports_an_unmigrated_store_without_crashing(db_url):
     # PostgreSQL is migrated in the release phase, never at start-up; SQLite always is.
-    app = create_app({"DATABASE_URL": db_url, "ADMIN_KEY": "boot"})
+    app = create_app({"DATABASE_URL": db_url, "ADMIN_KEY": BOOT})
     response = app.test_client().get("/healthz")
     body = response.get_json()
     if db_url.startswith("sqlite"):
@@ -104,7 +108,7 @@ def test_healthz_reports_an_unmigrated_store_without_crashing(db_url):
         assert response.status_code == 503
         assert body["status"] == "degraded"
         assert "guard db upgrade" in body["store"]["detail"]
-        check = app.test_client().post("/v1/check", json={}, headers=bearer("boot"))
+        check = app.test_client().post("/v1/check", json={}, headers=bearer(BOOT))
         assert check.status_code == 503
         assert check.mimetype == "application/problem+json"
 

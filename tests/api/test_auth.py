@@ -21,15 +21,17 @@ ROUTES = [
     ("post", "/v1/check", CHECK, "check"),
     ("post", "/v1/screen", {"attempt": {"channel": "email"}, "recipients": []}, "check"),
     ("post", "/v1/keys", {"name": "x", "scopes": ["check"]}, "admin"),
+    ("get", "/v1/keys", None, "admin"),
+    ("delete", "/v1/keys/key_missing", None, "admin"),
     ("get", "/v1/decisions/dec_missing", None, "check"),
     ("get", "/v1/people/per_missing", None, "admin"),
 ]
-IDS = [path for _, path, _, _ in ROUTES]
+IDS = [f"{method} {path}" for method, path, _, _ in ROUTES]
 
 
 def call(client, method, path, body, headers):
-    if method == "get":
-        return client.get(path, headers=headers)
+    if body is None:
+        return client.open(path, method=method.upper(), headers=headers)
     return client.post(path, json=body, headers=headers)
 
 
