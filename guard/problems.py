@@ -4,10 +4,16 @@ Our own errors (``guard.errors``), Werkzeug's HTTP errors (404, 405, 413,
 415 …), marshmallow validation errors and store outages each get a problem
 document; anything else is a 500 with a generic detail, logged with its
 traceback. Bad input must never reach the last case.
+
+A path with a control character (``/v1/decisions/x%00%0A…``) is a 404
+before any view runs: no id, name or route holds one, PostgreSQL text cannot
+hold a NUL, and request fields written to the log are escaped
+(``loggable``), so a request cannot forge a log line.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -85,8 +91,30 @@ def _http_error(exc: HTTPException) -> Response:
     return response
 
 
+# C0 and C1 control characters (NUL, CR, LF, ESC …).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# What must not reach a log line as it is: control characters and Unicode line separators.
+_UNSAFE_IN_LOGS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def loggable(text: str) -> str:
+    """Escape control characters and line separators so a logged value stays on its line."""
+    return _UNSAFE_IN_LOGS.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"),
+                               text)
+
+
+def refuse_control_characters() -> Response | None:
+    """Answer a path holding a control character with a 404, before the view or store."""
+    if _CONTROL.search(request.path):
+        return problem(404, "Not Found",
+                       "path: contains a control character (such as NUL or a line break); "
+                       "no resource has one")
+    return None
+
+
 def _store_error(exc: SQLAlchemyError) -> Response:
-    current_app.logger.exception("store error on %s %s", request.method, request.path)
+    current_app.logger.exception("store error on %s %s", loggable(request.method),
+                                 loggable(request.path))
     return problem(
         503, "Service Unavailable",
         "store: unavailable or not migrated (run `guard db upgrade`); see /healthz",
@@ -94,12 +122,14 @@ def _store_error(exc: SQLAlchemyError) -> Response:
 
 
 def _unexpected(exc: Exception) -> Response:
-    current_app.logger.exception("unexpected error on %s %s", request.method, request.path)
+    current_app.logger.exception("unexpected error on %s %s", loggable(request.method),
+                                 loggable(request.path))
     return problem(500, "Internal Server Error", "server: unexpected error; it has been logged")
 
 
 def init_app(app: Flask) -> None:
-    """Register the problem+json handlers on the app."""
+    """Register the problem+json handlers, and the refusal of control characters in paths."""
+    app.before_request(refuse_control_characters)
     app.register_error_handler(GuardError, _guard_error)
     app.register_error_handler(ValidationError, validation_problem)
     app.register_error_handler(HTTPException, _http_error)
