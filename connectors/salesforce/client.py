@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import (
@@ -31,7 +32,12 @@ from tenacity import (
 )
 from tenacity.wait import wait_base
 
-from connectors.salesforce.errors import CredentialsError, QuotaReached, SalesforceUnavailable
+from connectors.salesforce.errors import (
+    CredentialsError,
+    OutcomeUnknown,
+    QuotaReached,
+    SalesforceUnavailable,
+)
 
 T = TypeVar("T")
 
@@ -134,6 +140,24 @@ def transient(exc: BaseException) -> bool:
     return isinstance(exc, SalesforceExpiredSession)
 
 
+def never_applied(exc: BaseException) -> bool:
+    """Tell whether a failed write certainly changed nothing, so sending it again is safe.
+
+    A connection that never opened, a refused session and a concurrency limit
+    are answered before any record is touched. A read timeout, a connection
+    dropped mid-answer or a 5xx may come after the write was applied.
+    """
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.ConnectionError) and not isinstance(exc, requests.Timeout):
+        reason = exc.args[0] if exc.args else None
+        reason = getattr(reason, "reason", reason)
+        return isinstance(reason, urllib3.exceptions.NewConnectionError)
+    if isinstance(exc, SalesforceRefusedRequest):
+        return error_code(exc) == "REQUEST_LIMIT_EXCEEDED" and not _daily_limit(exc)
+    return isinstance(exc, SalesforceExpiredSession)
+
+
 class Api:
     """One Salesforce org: every call retried by one policy and stopped at the quota reserve."""
 
@@ -156,10 +180,25 @@ class Api:
                 f"stopping to keep {self.reserve} for the org's own users"
             )
 
-    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    def create(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Send a create, repeating it only when it certainly changed nothing.
+
+        Raises ``OutcomeUnknown`` when the write may have been applied and its
+        answer was lost: the caller looks before creating again.
+        """
+        try:
+            return self.call(fn, *args, _retry_if=never_applied, **kwargs)
+        except SalesforceUnavailable as exc:
+            cause = exc.__cause__
+            if cause is not None and not never_applied(cause):
+                raise OutcomeUnknown(f"Salesforce may have applied the write: {exc}") from exc
+            raise
+
+    def call(self, fn: Callable[..., T], *args: Any,
+             _retry_if: Callable[[BaseException], bool] = transient, **kwargs: Any) -> T:
         """Call the API once the quota allows, retrying transient faults."""
         retrying = Retrying(
-            retry=retry_if_exception(transient),
+            retry=retry_if_exception(_retry_if),
             stop=stop_after_attempt(self.attempts),
             wait=self.wait,
             before_sleep=self._before_retry,
@@ -178,8 +217,9 @@ class Api:
             raise SalesforceUnavailable(f"cannot reach Salesforce: {exc}") from exc
         except SalesforceGeneralError as exc:
             if exc.status >= 500:
+                tries = retrying.statistics.get("attempt_number", 1)
                 raise SalesforceUnavailable(
-                    f"Salesforce answered {exc.status} {self.attempts} times: {error_message(exc)}"
+                    f"Salesforce answered {exc.status} ({tries} attempts): {error_message(exc)}"
                 ) from exc
             raise
         raise AssertionError("unreachable: tenacity either returns or raises")

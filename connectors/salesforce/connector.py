@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,7 @@ from typing import Any
 
 from simple_salesforce import Salesforce
 from simple_salesforce.bulk2 import Operation
-from simple_salesforce.exceptions import SalesforceMalformedRequest
+from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceOperationError
 from tenacity.wait import wait_base
 
 from connectors.base import Batch, Bookmarks, FlagUpdate, OwnerTask, SyncSummary
@@ -40,6 +41,7 @@ from connectors.salesforce.errors import ConfigurationError, MappingError, Quota
 from connectors.salesforce.mapping import SalesforceMapping, load_mapping
 from connectors.salesforce.streams import Stream, build_streams
 
+log = logging.getLogger(__name__)
 ENV = "GUARD_SALESFORCE_"
 # getDeleted only reaches back 30 days; older windows rely on queryAll alone.
 DELETED_HORIZON = timedelta(days=29)
@@ -94,6 +96,7 @@ class SalesforceConnector:
         self.streams: list[Stream] = build_streams(self.mapping)
         self.summary = SyncSummary()
         self.write_errors: list[str] = []
+        self.write_skipped: list[str] = []
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SalesforceConnector:
@@ -204,11 +207,33 @@ class SalesforceConnector:
         result = self._query(self.sf.query, self._soql(stream, where),
                              include_deleted=include_deleted, stream=stream)
         while True:
-            yield list(result["records"]), bool(result["done"])
+            records = list(result["records"])
+            for record in records:
+                self._read_all_children(record, stream)
+            yield records, bool(result["done"])
             if result["done"]:
                 return
             result = self._query(self.sf.query_more, result["nextRecordsUrl"],
                                  identifier_is_url=True, stream=stream)
+
+    def _read_all_children(self, record: dict, stream: Stream) -> None:
+        """Complete a record's child subqueries that came back ``done: false``.
+
+        Salesforce pages a parent's child relationship on its own (beyond a
+        couple of hundred children); the rest sits behind the relationship's
+        own ``nextRecordsUrl``.
+        """
+        for relationship in record.values():
+            if not isinstance(relationship, dict) or "done" not in relationship:
+                continue
+            page = relationship
+            children = list(page.get("records") or [])
+            while not page.get("done") and page.get("nextRecordsUrl"):
+                page = self._query(self.sf.query_more, page["nextRecordsUrl"],
+                                   identifier_is_url=True, stream=stream)
+                children += page.get("records") or []
+            relationship.update({"records": children, "done": True})
+            relationship.pop("nextRecordsUrl", None)
 
     def _bulk_pages(self, stream: Stream, where: str, *,
                     include_deleted: bool) -> Iterator[tuple[list[dict], bool]]:
@@ -221,7 +246,14 @@ class SalesforceConnector:
         soql = self._soql(stream, where)
         operation = Operation.query_all if include_deleted else Operation.query
         job = self._query(lambda: client().create_job(operation, soql), stream=stream)
-        self.api.call(lambda: client().wait_for_job(job["id"], True, self.bulk_wait))
+        try:
+            self.api.call(lambda: client().wait_for_job(job["id"], True, self.bulk_wait))
+        except SalesforceOperationError as exc:
+            # The job Failed (or was Aborted) on Salesforce's side: REST pages the same query.
+            log.warning("salesforce %s: Bulk job %s did not complete (%s); reading through REST",
+                        stream.name, job["id"], exc)
+            yield from self._rest_pages(stream, where, include_deleted=include_deleted)
+            return
         locator = ""
         while True:
             result = self.api.call(
@@ -249,16 +281,23 @@ class SalesforceConnector:
     # --- out: flags, tasks, install -------------------------------------------------------
 
     def write_flags(self, updates: list[FlagUpdate]) -> int:
-        """Write guard status and flags to Contacts and Leads whose values changed."""
-        written, errors = writeback.write_flags(self.sf, self.api, updates)
-        self.write_errors = errors
-        return written
+        """Write guard status and flags to Contacts and Leads whose values changed.
+
+        ``write_errors`` names the records worth another try next run;
+        ``write_skipped`` the ones Salesforce refused for good (converted
+        Leads, purged or malformed ids), said once and not offered again.
+        """
+        return self._report("flags", writeback.write_flags(self.sf, self.api, updates))
 
     def create_tasks(self, tasks: list[OwnerTask]) -> int:
-        """Create owner Tasks, once per dedupe key."""
-        created, errors = writeback.create_tasks(self.sf, self.api, tasks)
-        self.write_errors = errors
-        return created
+        """Create owner Tasks, once per dedupe key (see ``write_flags`` for the reports)."""
+        return self._report("tasks", writeback.create_tasks(self.sf, self.api, tasks))
+
+    def _report(self, what: str, outcome: writeback.WriteOutcome) -> int:
+        self.write_errors, self.write_skipped = outcome.failed, outcome.skipped
+        for line in outcome.skipped:
+            log.warning("salesforce %s: skipped %s", what, line)
+        return outcome.done
 
     def install(self) -> list[str]:
         """Create or update the plugin's fields and permission sets; list what changed."""

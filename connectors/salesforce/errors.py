@@ -5,7 +5,9 @@
     ├── CredentialsError    set the named environment variables
     ├── ConfigurationError  fix the named GUARD_SALESFORCE_* setting
     ├── QuotaReached        stop; the org's API quota is at its reserve, try after it resets
-    └── SalesforceUnavailable  retries ran out on faults; try again later
+    ├── SalesforceUnavailable  retries ran out on faults; try again later
+    └── OutcomeUnknown      a write reached Salesforce but its answer was lost: look before
+                            writing again
 """
 
 from __future__ import annotations
@@ -33,3 +35,7 @@ class QuotaReached(ConnectorError):
 
 class SalesforceUnavailable(ConnectorError):
     """Salesforce kept failing (connection errors, 5xx, concurrency limits)."""
+
+
+class OutcomeUnknown(ConnectorError):
+    """A create may or may not have been applied: its answer never arrived."""

@@ -58,11 +58,13 @@ PERSON_FIELDS = (
     FieldSpec("Guard_Updated__c", "Guard updated", "DateTime",
               "Written by Contact Guard: when status or flags last changed.", output=True),
 )
-# Custom fields of Tasks are defined on Activity.
+# Custom fields of Tasks are defined on Activity. Activity fields cannot be unique,
+# so the key is an indexed external id and the write-back itself keeps it unique
+# (it looks for the key before creating and removes a racing replica's copy).
 TASK_FIELDS = (
     FieldSpec("Guard_Dedupe_Key__c", "Guard dedupe key", "Text",
               "Written by Contact Guard: keeps each owner task from being created twice.",
-              output=True, attributes={"length": 255, "externalId": True, "unique": True}),
+              output=True, attributes={"length": 255, "externalId": True}),
 )
 
 

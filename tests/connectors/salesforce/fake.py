@@ -1,15 +1,22 @@
 """A stateful fake Salesforce org served through ``responses`` (simple-salesforce needs https).
 
 It answers the real wire protocol the connector uses: OAuth client-credentials
-login, SOQL ``query`` / ``queryAll`` with ``nextRecordsUrl`` paging, the
-``deleted`` resource, ``composite/sobjects``, Bulk API 2.0 query jobs and the
-Metadata API's SOAP ``readMetadata`` / ``upsertMetadata``. Every REST answer
-carries ``Sforce-Limit-Info``; tests can expire the session, queue faults
-(5xx bursts, ``REQUEST_LIMIT_EXCEEDED``) and move the org's clock.
+login, SOQL ``query`` / ``queryAll`` with ``nextRecordsUrl`` paging (child
+subqueries page too: a parent's relationship comes back ``done: false`` with
+its own ``nextRecordsUrl``), the ``deleted`` resource, ``composite/sobjects``
+(a field the object lacks fails the whole request with a 400; converted Leads,
+purged and malformed ids fail their record), Bulk API 2.0 query jobs
+(``UploadComplete``, ``InProgress``, then ``JobComplete`` or ``Failed``, results
+behind an opaque ``Sforce-Locator``) and the Metadata API's SOAP
+``readMetadata`` / ``upsertMetadata``. Records are stamped with milliseconds,
+as Salesforce does. Every REST answer carries ``Sforce-Limit-Info``; tests can
+expire the session, queue faults (5xx bursts, ``REQUEST_LIMIT_EXCEEDED``), lose
+the answer to a write that was applied, and move the org's clock.
 """
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import itertools
@@ -81,8 +88,19 @@ REQUIRED_BY_TYPE = {
 
 
 def sf_datetime(moment: datetime) -> str:
-    """Format a datetime as Salesforce's REST API does."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    """Format a datetime as Salesforce's REST API does, milliseconds included."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
+
+
+def locator_for(offset: int) -> str:
+    """Make an opaque Bulk API 2.0 ``Sforce-Locator`` for a result offset."""
+    return base64.b64encode(f"{offset:08d}".encode()).decode().rstrip("=")
+
+
+def offset_for(locator: str) -> int:
+    """Read an offset back from a locator made by ``locator_for``."""
+    return int(base64.b64decode(locator + "=" * (-len(locator) % 4)).decode())
 
 
 def _json(status: int, body: Any, headers: dict | None = None) -> tuple[int, dict, str]:
@@ -107,9 +125,14 @@ class FakeSalesforce:
         self.counter = itertools.count(1)
         self.sessions = itertools.count(1)
         self.token = self._new_token()
-        self.faults: deque[tuple[int, Any]] = deque()
-        self.cursors: dict[str, list[dict]] = {}
+        self.faults: deque[tuple[int, Any, str | None]] = deque()  # (status, body, only)
+        self.cursors: dict[str, tuple[list[dict], int]] = {}  # locator -> (rows, page size)
+        self.child_page_size = 200  # child records per relationship before it pages
         self.jobs: dict[str, dict] = {}
+        self.job_polls = 1  # polls a Bulk job answers InProgress before it completes
+        self.failing_jobs: list[str] = []  # errorMessage of the next jobs to fail
+        self.lost_writes = 0  # composite writes applied whose answer is then lost
+        self.ticks = itertools.count(1)
         self.queries: list[tuple[str, str]] = []  # (endpoint, SOQL) in order
         self.collections: list[tuple[str, int]] = []  # (method, records) per composite call
         self.logins = 0
@@ -132,7 +155,7 @@ class FakeSalesforce:
         """Create a record now and return its Id."""
         self._check_fields(sobject, fields)
         record_id = f"{PREFIXES.get(sobject, 'a0F')}Fk{next(self.counter):010d}AAA"
-        stamp = sf_datetime(self.now)
+        stamp = self._stamp()
         record = {"Id": record_id, "IsDeleted": False, "CreatedDate": stamp,
                   "LastModifiedDate": stamp, "SystemModstamp": stamp,
                   "CreatedById": "005Fk000000ADMINAAA", "LastModifiedById": "005Fk000000ADMINAAA",
@@ -168,16 +191,17 @@ class FakeSalesforce:
         """Return a record as stored."""
         return self.index[record_id][1]
 
-    def fail_next(self, status: int, body: Any = None, times: int = 1) -> None:
-        """Answer the next REST calls with an error."""
+    def fail_next(self, status: int, body: Any = None, times: int = 1,
+                  only: str | None = None) -> None:
+        """Answer the next REST calls (whose URL contains ``only``, if given) with an error."""
         for _ in range(times):
             self.faults.append((status, body if body is not None else [
-                {"message": "Service Unavailable", "errorCode": "SERVER_UNAVAILABLE"}]))
+                {"message": "Service Unavailable", "errorCode": "SERVER_UNAVAILABLE"}], only))
 
     def drop_connections(self, times: int = 1) -> None:
         """Reset the connection on the next REST calls, as a flaky network does."""
         for _ in range(times):
-            self.faults.append((0, requests.ConnectionError("Connection reset by peer")))
+            self.faults.append((0, requests.ConnectionError("Connection reset by peer"), None))
 
     def limit_exceeded(self, times: int = 1, *, daily: bool = False) -> None:
         """Answer the next REST calls with REQUEST_LIMIT_EXCEEDED."""
@@ -195,8 +219,14 @@ class FakeSalesforce:
     def _new_token(self) -> str:
         return f"00DFk0000000001!session{next(self.sessions)}"
 
+    def _stamp(self) -> str:
+        # A write lands within the second before the org's clock reads "now", at a
+        # millisecond of its own, as Salesforce's stamps do.
+        return sf_datetime(self.now - timedelta(seconds=1)
+                           + timedelta(milliseconds=1 + next(self.ticks) % 998))
+
     def _touch(self, record: dict, by: str) -> None:
-        stamp = sf_datetime(self.now)
+        stamp = self._stamp()
         record["LastModifiedDate"] = record["SystemModstamp"] = stamp
         record["LastModifiedById"] = by
 
@@ -214,6 +244,7 @@ class FakeSalesforce:
             ("GET", rf"{re.escape(BASE)}/sobjects/(?P<sobject>\w+)/deleted/.*$", self._deleted),
             ("PATCH", rf"{re.escape(BASE)}/composite/sobjects$", self._collection),
             ("POST", rf"{re.escape(BASE)}/composite/sobjects$", self._collection),
+            ("DELETE", rf"{re.escape(BASE)}/composite/sobjects\?.*$", self._collection),
             ("POST", rf"{re.escape(BASE)}/jobs/query$", self._bulk_create),
             ("GET", rf"{re.escape(BASE)}/jobs/query/(?P<job>\w+)$", self._bulk_job),
             ("GET", rf"{re.escape(BASE)}/jobs/query/(?P<job>\w+)/results.*$", self._bulk_results),
@@ -239,8 +270,10 @@ class FakeSalesforce:
                                     "errorCode": "INVALID_SESSION_ID"}])
             self.api_used += 1
             limit = {"Sforce-Limit-Info": f"api-usage={self.api_used}/{self.api_total}"}
-            if self.faults:
-                status, body = self.faults.popleft()
+            fault = next((f for f in self.faults if f[2] is None or f[2] in request.url), None)
+            if fault is not None:
+                self.faults.remove(fault)
+                status, body, _ = fault
                 if isinstance(body, Exception):
                     return status, {}, body  # responses raises it, as requests would
                 return _json(status, body, limit)
@@ -275,7 +308,7 @@ class FakeSalesforce:
         if query.count:
             return _json(200, {"totalSize": len(rows), "done": True, "records": []})
         locator = f"01gFk{next(self.counter):010d}"
-        self.cursors[locator] = rows
+        self.cursors[locator] = (rows, self.page_size)
         return self._page(locator, 0)
 
     def _more(self, request: Any, locator: str, offset: str) -> tuple[int, dict, str]:
@@ -285,8 +318,8 @@ class FakeSalesforce:
         return self._page(locator, int(offset))
 
     def _page(self, locator: str, offset: int) -> tuple[int, dict, str]:
-        rows = self.cursors[locator]
-        page = rows[offset:offset + self.page_size]
+        rows, size = self.cursors[locator]
+        page = rows[offset:offset + size]
         body: dict[str, Any] = {"totalSize": len(rows), "records": page}
         end = offset + len(page)
         body["done"] = end >= len(rows)
@@ -334,6 +367,17 @@ class FakeSalesforce:
             rows = rows[:query.limit]
         return [self._project(sobject, record, query.fields) for record in rows]
 
+    def _child_result(self, children: list[dict]) -> dict:
+        """A relationship's records: the first page, and where the rest are when they page."""
+        size = self.child_page_size
+        result: dict[str, Any] = {"totalSize": len(children), "done": len(children) <= size,
+                                  "records": children[:size]}
+        if not result["done"]:
+            locator = f"01gFk{next(self.counter):010d}"
+            self.cursors[locator] = (children, size)
+            result["nextRecordsUrl"] = f"/services/data/v{VERSION}/query/{locator}-{size}"
+        return result
+
     def _resolve_path(self, sobject: str, path: str) -> None:
         *parents, leaf = path.split(".")
         current: str | None = sobject
@@ -369,8 +413,7 @@ class FakeSalesforce:
         for item in fields:
             if isinstance(item, soql.Query):
                 children = self.run(item, include_deleted=False, parent=(sobject, record["Id"]))
-                row[item.object] = ({"totalSize": len(children), "done": True,
-                                     "records": children} if children else None)
+                row[item.object] = self._child_result(children) if children else None
                 continue
             *parents, leaf = item.split(".")
             target, current = row, record
@@ -407,6 +450,10 @@ class FakeSalesforce:
                            "latestDateCovered": sf_datetime(end)})
 
     def _collection(self, request: Any) -> tuple[int, dict, str]:
+        if request.method == "DELETE":
+            ids = parse_qs(urlparse(request.url).query)["ids"][0].split(",")
+            self.collections.append(("DELETE", len(ids)))
+            return _json(200, [self._delete_one(record_id) for record_id in ids])
         body = json.loads(request.body)
         records = body["records"]
         if self.before_write is not None:
@@ -416,30 +463,65 @@ class FakeSalesforce:
         if len(records) > 200:
             return _json(400, [{"message": "Maximum number of records is 200",
                                 "errorCode": "EXCEEDED_ID_LIMIT"}])
-        return _json(200, [self._write(request.method, dict(record)) for record in records])
+        # A field the object lacks is a malformed request: nothing is written.
+        for record in records:
+            sobject = record["attributes"]["type"]
+            unknown = sorted(set(record) - {"attributes", "id", "Id"}
+                             - self.schema.get(sobject, set()))
+            if unknown:
+                return _json(400, [{"message": f"No such column '{unknown[0]}' on sobject of "
+                                               f"type {sobject}", "errorCode": "INVALID_FIELD"}])
+        results = [self._write(request.method, dict(record)) for record in records]
+        if self.lost_writes:
+            self.lost_writes -= 1
+            return 0, {}, requests.ConnectionError("Connection aborted: RemoteDisconnected")
+        return _json(200, results)
+
+    def _delete_one(self, record_id: str) -> dict:
+        if record_id not in self.index or self.index[record_id][1].get("IsDeleted"):
+            return {"id": record_id, "success": False, "errors": [{
+                "statusCode": "ENTITY_IS_DELETED", "message": "entity is deleted", "fields": []}]}
+        self.delete(record_id)
+        return {"id": record_id, "success": True, "errors": []}
+
+    @staticmethod
+    def _failure(code: str, message: str, record_id: str | None = None,
+                 fields: list[str] | None = None) -> dict:
+        result: dict[str, Any] = {"success": False, "errors": [
+            {"statusCode": code, "message": message, "fields": fields or []}]}
+        if record_id:
+            result["id"] = record_id
+        return result
+
+    def _reference_problem(self, record_id: str, field: str) -> dict | None:
+        """Refuse an id that is malformed or names no record, as Salesforce does."""
+        if not re.fullmatch(r"[A-Za-z0-9]{15}([A-Za-z0-9]{3})?", record_id or ""):
+            return self._failure("MALFORMED_ID", f"{field}: id value of incorrect type: "
+                                 f"{record_id}", fields=[field])
+        if record_id not in self.index:
+            return self._failure("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id",
+                                 fields=[field])
+        return None
 
     def _write(self, method: str, record: dict) -> dict:
         sobject = record.pop("attributes")["type"]
         record_id = record.pop("id", None) or record.pop("Id", None)
-        unknown = set(record) - self.schema.get(sobject, set())
-        if unknown:
-            return {"success": False, "errors": [{
-                "statusCode": "INVALID_FIELD", "message": f"No such column '{sorted(unknown)[0]}'"
-                f" on sobject of type {sobject}", "fields": sorted(unknown)}]}
         if method == "PATCH":
-            if record_id not in self.index:
-                return {"id": record_id, "success": False, "errors": [{
-                    "statusCode": "ENTITY_IS_DELETED", "message": "entity is deleted",
-                    "fields": []}]}
+            problem = self._reference_problem(record_id, "Id")
+            if problem:
+                return {**problem, "id": record_id}
+            stored = self.index[record_id][1]
+            if stored.get("IsDeleted"):
+                return self._failure("ENTITY_IS_DELETED", "entity is deleted", record_id)
+            if sobject == "Lead" and stored.get("IsConverted"):
+                return self._failure("CANNOT_UPDATE_CONVERTED_LEAD",
+                                     "cannot reference converted lead", record_id)
             self.update(record_id, by=INTEGRATION_USER, **record)
             return {"id": record_id, "success": True, "errors": []}
-        key = record.get("Guard_Dedupe_Key__c")
-        if key and any(row.get("Guard_Dedupe_Key__c") == key
-                       for row in self.tables[sobject].values()):
-            return {"success": False, "errors": [{
-                "statusCode": "DUPLICATE_VALUE",
-                "message": f"duplicate value found: Guard_Dedupe_Key__c duplicates value on "
-                           f"record with id: {key}", "fields": ["Guard_Dedupe_Key__c"]}]}
+        if record.get("WhoId"):
+            problem = self._reference_problem(record["WhoId"], "WhoId")
+            if problem:
+                return problem
         new_id = self.insert(sobject, **record)
         self.tables[sobject][new_id]["CreatedById"] = INTEGRATION_USER
         return {"id": new_id, "success": True, "errors": []}
@@ -457,21 +539,37 @@ class FakeSalesforce:
         except LookupError as exc:
             return _json(400, [{"message": exc.args[0], "errorCode": "INVALIDJOB"}])
         job_id = f"750Fk{next(self.counter):010d}AAA"
-        self.jobs[job_id] = {"rows": rows, "fields": query.fields}
+        self.jobs[job_id] = {"rows": rows, "fields": query.fields, "state": "UploadComplete",
+                             "polls": 0, "operation": body["operation"], "object": query.object,
+                             "error": self.failing_jobs.pop(0) if self.failing_jobs else None}
         return _json(200, {"id": job_id, "operation": body["operation"], "object": query.object,
                            "state": "UploadComplete", "apiVersion": float(VERSION)})
 
     def _bulk_job(self, request: Any, job: str) -> tuple[int, dict, str]:
         if job not in self.jobs:
             return _json(404, [{"message": "job not found", "errorCode": "NOT_FOUND"}])
-        return _json(200, {"id": job, "state": "JobComplete",
-                           "numberRecordsProcessed": len(self.jobs[job]["rows"])})
+        info = self.jobs[job]
+        info["polls"] += 1
+        if info["polls"] > self.job_polls:
+            info["state"] = "Failed" if info["error"] else "JobComplete"
+        else:
+            info["state"] = "InProgress"
+        body = {"id": job, "operation": info["operation"], "object": info["object"],
+                "state": info["state"]}
+        if info["state"] == "Failed":
+            body["errorMessage"] = info["error"]
+        elif info["state"] == "JobComplete":
+            body["numberRecordsProcessed"] = len(info["rows"])
+        return _json(200, body)
 
     def _bulk_results(self, request: Any, job: str) -> tuple[int, dict, str]:
+        info = self.jobs[job]
+        if info["state"] != "JobComplete":
+            return _json(400, [{"message": f"job {job} is {info['state']}, not JobComplete",
+                                "errorCode": "INVALIDJOB"}])
         params = parse_qs(urlparse(request.url).query)
         size = int(params.get("maxRecords", ["50000"])[0])
-        offset = int(params.get("locator", ["0"])[0])
-        info = self.jobs[job]
+        offset = offset_for(params["locator"][0]) if "locator" in params else 0
         rows = info["rows"][offset:offset + size]
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
@@ -479,7 +577,7 @@ class FakeSalesforce:
         for row in rows:
             writer.writerow([_csv_value(_dig(row, path)) for path in info["fields"]])
         end = offset + len(rows)
-        locator = str(end) if end < len(info["rows"]) else "null"
+        locator = locator_for(end) if end < len(info["rows"]) else "null"
         return 200, {"Content-Type": "text/csv", "Sforce-Locator": locator,
                      "Sforce-NumberOfRecords": str(len(rows))}, out.getvalue()
 
@@ -541,6 +639,8 @@ class FakeSalesforce:
             missing = [name for name in required if name not in data]
             if missing:
                 return f"{data['type']} fields need {', '.join(missing)}"
+            if data["fullName"].startswith("Activity.") and str(data.get("unique")) == "true":
+                return "Activity fields cannot be unique"
         if kind == "PermissionSet":
             perms = data.get("fieldPermissions", [])
             for perm in perms if isinstance(perms, list) else [perms]:

@@ -25,6 +25,9 @@ def test_install_creates_fields_and_permission_sets_then_changes_nothing(mock):
     channel = fake.metadata[("CustomField", "Contact.Guard_Preferred_Channel__c")]
     assert [value["fullName"] for value in channel["valueSet"]["valueSetDefinition"]["value"]] == [
         "email", "sms", "call", "mail", "push"]
+    # Activity fields cannot be unique: the key is an indexed external id only.
+    dedupe = fake.metadata[("CustomField", "Activity.Guard_Dedupe_Key__c")]
+    assert (dedupe.get("externalId"), dedupe.get("unique")) == ("true", None)
     reps = fake.metadata[("PermissionSet", "Contact_Guard_Users")]["fieldPermissions"]
     editable = {perm["field"]: perm["editable"] for perm in reps}
     assert editable["Contact.Guard_Contact_Hours__c"] == "true"

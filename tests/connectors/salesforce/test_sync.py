@@ -171,6 +171,7 @@ def test_crash_mid_sync_loses_and_duplicates_nothing(fake):
 def test_resume_from_a_saved_page_bookmark_skips_what_was_stored(fake):
     for number in range(8):
         fake.insert("Contact", Name=f"P{number}", Email=f"p{number}@example.com")
+        fake.advance(seconds=1)
     fake.advance(minutes=1)
     store, bookmarks = Store(), MemoryBookmarks()
     for batch in make_connector(fake).sync(bookmarks):
@@ -182,7 +183,29 @@ def test_resume_from_a_saved_page_bookmark_skips_what_was_stored(fake):
 
     run(resumed, bookmarks, store)
 
-    assert resumed.summary.counts["Contact"] == 5
+    # The first page's three are not read again, but for the last: its second is.
+    assert resumed.summary.counts["Contact"] == 6
+    assert len(store.of("person")) == 8
+
+
+def test_a_page_bookmark_in_a_busy_second_reads_that_second_again_and_loses_nothing(fake):
+    # SOQL literals have whole seconds, stamps have milliseconds: the records of the
+    # second the page ended in are read again, never skipped.
+    people = [fake.insert("Contact", Name=f"P{number}", Email=f"p{number}@example.com")
+              for number in range(8)]
+    assert len({fake.record(p)["SystemModstamp"] for p in people}) == 8
+    fake.advance(minutes=1)
+    store, bookmarks = Store(), MemoryBookmarks()
+    for batch in make_connector(fake).sync(bookmarks):
+        store.store(batch)
+        bookmarks.save(batch.stream, batch.bookmark)
+        if batch.stream == "Contact":
+            break
+    resumed = make_connector(fake)
+
+    run(resumed, bookmarks, store)
+
+    assert resumed.summary.counts["Contact"] == 8
     assert len(store.of("person")) == 8
 
 
@@ -350,3 +373,59 @@ def test_a_long_paused_sync_catches_up_through_bulk_with_deletes(fake, ids):
     assert ("bulk:queryAll" in {endpoint for endpoint, _ in fake.queries})
     assert store.get("person", "Contact", ids["ben"])["name"] == "Ben Ode-Berg"
     assert connector.summary.deleted["Case"] == 1
+
+
+def test_child_relationships_that_page_are_read_to_the_end(fake, ids, mock):
+    # Salesforce pages a parent's children on their own: done false, a nextRecordsUrl.
+    fake.child_page_size = 3
+    extra = [fake.insert("OpportunityLineItem", OpportunityId=ids["won"], Product2Id=ids["a4"],
+                         TotalPrice=1000 + n) for n in range(6)]
+    for n in range(4):
+        fake.insert("OpportunityContactRole", OpportunityId=ids["won"],
+                    ContactId=ids["ben"], IsPrimary=False, Role=f"Driver {n}")
+    fake.insert("OpportunityContactRole", OpportunityId=ids["won"], ContactId=ids["ben"],
+                IsPrimary=False, Role="Fleet manager")
+    fake.advance(minutes=1)
+    connector = make_connector(fake)
+
+    store, _ = run(connector)
+
+    purchases = {event["source"]["id"] for event in store.of("purchase")}
+    assert purchases == {ids["won_item"], *extra}
+    assert sum("/query/01g" in call.request.url for call in mock.calls) >= 2
+
+
+def test_the_primary_contact_on_a_later_child_page_is_the_buyer(fake, ids):
+    fake.child_page_size = 2
+    deal = fake.insert("Opportunity", Name="Ben's Q5", IsWon=True, IsClosed=True,
+                       CloseDate="2026-11-22", AccountId=ids["acme"], Amount=61000)
+    for contact in (ids["anna"], ids["anna"], ids["anna"]):
+        fake.insert("OpportunityContactRole", OpportunityId=deal, ContactId=contact,
+                    IsPrimary=False)
+    fake.insert("OpportunityContactRole", OpportunityId=deal, ContactId=ids["ben"],
+                IsPrimary=True)
+    fake.advance(minutes=1)
+
+    store, _ = run(make_connector(fake))
+
+    assert store.get("purchase", "Opportunity", deal)["person"] == {"salesforce": ids["ben"]}
+
+
+def test_a_bulk_job_is_waited_for_while_in_progress(fake, ids):
+    fake.job_polls = 3  # InProgress three times, then JobComplete
+    store, _ = run(make_connector(fake, bulk_threshold=0, bulk_page=2))
+
+    assert store.get("person", "Contact", ids["anna"]) is not None
+    assert all(job["polls"] == 4 for job in fake.jobs.values())
+
+
+def test_a_bulk_job_that_fails_is_read_through_rest_instead(fake, ids):
+    fake.failing_jobs = ["InternalServerError: query timed out"] * 20
+    connector = make_connector(fake, bulk_threshold=0)
+
+    store, bookmarks = run(connector)
+
+    assert fake.jobs and all(job["state"] == "Failed" for job in fake.jobs.values())
+    assert store.get("person", "Contact", ids["anna"]) is not None
+    assert connector.summary.stopped is None
+    assert bookmarks.get("Contact") == {"cursor": "2026-11-23T09:05:00Z"}
