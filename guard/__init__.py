@@ -53,6 +53,7 @@ def _init_store(app: Flask) -> None:
     from guard import keys
     from guard.config import ConfigurationError
     from guard.db import make_engine, upgrade
+    from guard.errors import GuardError
     from guard.service import Guard
 
     guard = app.config.get("GUARD")
@@ -63,12 +64,27 @@ def _init_store(app: Flask) -> None:
             # The embedded default needs no setup; PostgreSQL is migrated by `guard db upgrade`
             # in the release phase, so replicas never race to migrate.
             upgrade(engine)
-        guard = Guard(engine, policy, check_lanes=app.config["CHECK_LANES"])
+        guard = Guard(engine, policy, check_lanes=app.config["CHECK_LANES"],
+                      erasure_key=app.config.get("ERASURE_SALT"))
+        try:
+            guard.verify_erasure_key()
+        except ConfigurationError:
+            engine.dispose()  # a failed start-up leaves no connection open
+            raise
+        except SQLAlchemyError as exc:
+            if engine.dialect.name == "sqlite":
+                raise
+            # An unmigrated PostgreSQL store: /healthz says so; the key is checked next start.
+            app.logger.warning("GUARD_ERASURE_SALT not checked yet (store not ready): %s", exc)
     app.extensions["guard"] = guard
     app.extensions["guard.engine"] = guard.engine
     if app.config.get("ADMIN_KEY"):
         try:
             keys.ensure_admin_key(guard.engine, app.config["ADMIN_KEY"])
+        except GuardError as exc:
+            if app.config.get("GUARD") is None:
+                guard.engine.dispose()  # made here: a failed start-up leaves no connection open
+            raise ConfigurationError(exc.detail) from None
         except SQLAlchemyError as exc:
             if guard.engine.dialect.name == "sqlite":
                 raise ConfigurationError(f"GUARD_ADMIN_KEY: cannot store it: {exc}") from exc

@@ -9,6 +9,8 @@ CRM side checks before creating.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import time
@@ -18,11 +20,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Blueprint, Flask, current_app, request
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from connectors.base import Batch, Connector, FlagUpdate, OwnerTask, SyncSummary
-from guard.db import erasure_notices, metadata, owner_tasks, people, read_only
-from guard.errors import GuardError, InvalidField, Unauthorized
+from guard.db import erasure_notices, hook_inbox, metadata, owner_tasks, people, read_only
+from guard.errors import GuardError, InvalidField, TooLarge, Unauthorized
 from guard.flags import DO_NOT_CONTACT, ERASED
 from guard.openapi import PROBLEMS, problem, register_path
 from guard.service import TASK_OPEN
@@ -48,21 +52,6 @@ crm_writes = sa.Table(
     sa.Column("record_id", sa.String(64), primary_key=True),
     sa.Column("flags_hash", sa.String(64), nullable=False),
     sa.Column("written_at", _TIME, nullable=False),
-)
-
-# Webhook deliveries are stored before they are acknowledged, then processed by the
-# worker: HubSpot gives up on slow endpoints, and a crash must not lose a change.
-hook_inbox = sa.Table(
-    "hook_inbox",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("system", sa.String(32), nullable=False),
-    sa.Column("payload", sa.JSON, nullable=False),
-    sa.Column("received_at", _TIME, nullable=False),
-    sa.Column("processed_at", _TIME),
-    sa.Column("error", sa.Text),
-    sa.Column("attempts", sa.Integer, nullable=False, default=0),
-    sa.Index("ix_hook_inbox_pending", "processed_at", "id"),
 )
 
 SYSTEMS = ("salesforce", "hubspot")
@@ -380,10 +369,21 @@ class WebhooksNotConfigured(GuardError):
     title = "Service Unavailable"
 
 
+_SIGNATURE = "X-HubSpot-Signature-v3"
+_TIMESTAMP = "X-HubSpot-Request-Timestamp"
+# A delivery once stored is known by its signature's hash: a replay is acknowledged and
+# dropped (the unique index decides, also between replicas).
+_STORE_DELIVERY = {
+    name: insert(hook_inbox).on_conflict_do_nothing(index_elements=["signature"])
+    for name, insert in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))
+}
+
+
 @hooks.post("/hooks/hubspot")
 def hubspot_hook():
-    """Verify a HubSpot webhook delivery (signature v3), store it, acknowledge at once."""
+    """Verify a HubSpot webhook delivery (signature v3), store it once, acknowledge at once."""
     from connectors.hubspot import verify_signature
+    from connectors.hubspot.webhooks import MAX_AGE_MS
 
     secret = (current_app.config.get("HUBSPOT_WEBHOOK_SECRET")
               or current_app.config.get("HUBSPOT_CLIENT_SECRET"))
@@ -391,30 +391,58 @@ def hubspot_hook():
         raise WebhooksNotConfigured(
             "GUARD_HUBSPOT_WEBHOOK_SECRET: not set; HubSpot webhooks need the app's client "
             "secret to verify signatures", field="GUARD_HUBSPOT_WEBHOOK_SECRET")
-    body = request.get_data()
+    # What needs no body is checked before the body is read: an unsigned, stale or
+    # oversized request costs no more than its headers.
+    signature = request.headers.get(_SIGNATURE, "").strip()
+    stamp = request.headers.get(_TIMESTAMP, "")
+    if not signature or not _fresh(stamp, MAX_AGE_MS):
+        raise Unauthorized(f"{_SIGNATURE}: signature missing, or {_TIMESTAMP} missing or "
+                           "more than 5 minutes away", field=_SIGNATURE)
+    limit = current_app.config["HUBSPOT_WEBHOOK_MAX_BYTES"]
+    too_large = TooLarge(f"body: a HubSpot delivery is at most {limit} bytes "
+                         "(GUARD_HUBSPOT_WEBHOOK_MAX_BYTES)", field="body")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    body = request.stream.read(limit + 1)
+    if len(body) > limit:
+        raise too_large
     # HubSpot signs the URL it called; behind a proxy that is the public one.
     public = current_app.config.get("PUBLIC_URL")
     uri = str(public).rstrip("/") + request.full_path.rstrip("?") if public else request.url
-    if not verify_signature(str(secret), request.method, uri, body,
-                            request.headers.get("X-HubSpot-Request-Timestamp", ""),
-                            request.headers.get("X-HubSpot-Signature-v3", "")):
-        raise Unauthorized("X-HubSpot-Signature-v3: signature invalid or request older than "
-                           "5 minutes", field="X-HubSpot-Signature-v3")
-    payload = request.get_json(silent=True)
+    if not verify_signature(str(secret), request.method, uri, body, stamp, signature):
+        raise Unauthorized(f"{_SIGNATURE}: signature invalid or request older than "
+                           "5 minutes", field=_SIGNATURE)
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        payload = None
     if not isinstance(payload, list):
         raise InvalidField("body", "expected a JSON array of HubSpot webhook events")
-    with current_app.extensions["guard"].engine.begin() as conn:
-        conn.execute(hook_inbox.insert().values(
-            system="hubspot", payload=payload, received_at=_now(), attempts=0))
+    engine = current_app.extensions["guard"].engine
+    with engine.begin() as conn:
+        conn.execute(_STORE_DELIVERY[engine.dialect.name].values(
+            system="hubspot", payload=payload, received_at=_now(), attempts=0,
+            signature=hashlib.sha256(f"v3:{signature}".encode()).hexdigest()))
     return "", 204
+
+
+def _fresh(stamp: str, max_age_ms: int) -> bool:
+    """Say whether a millisecond timestamp header is within ``max_age_ms`` of now."""
+    try:
+        sent = int(stamp.strip())
+    except ValueError:
+        return False
+    return abs(time.time() * 1000 - sent) <= max_age_ms
 
 
 register_path("/hooks/hubspot", {"post": {
     "operationId": "hubspotWebhook",
     "summary": "Receive HubSpot webhook deliveries (contact changes, deletions, merges).",
     "description": "Signed with HubSpot's signature v3 (`X-HubSpot-Signature-v3`, "
-                   "`X-HubSpot-Request-Timestamp`; older than 5 minutes is refused). The "
-                   "body is stored at once and turned into events by `guard worker`.",
+                   "`X-HubSpot-Request-Timestamp`; older than 5 minutes is refused, before "
+                   "the body is read, as is a body over `GUARD_HUBSPOT_WEBHOOK_MAX_BYTES`). "
+                   "The body is stored at once and turned into events by `guard worker`; a "
+                   "delivery replayed with the same signature is acknowledged and dropped.",
     "parameters": [
         {"name": "X-HubSpot-Signature-v3", "in": "header", "required": True,
          "schema": {"type": "string"}},
@@ -426,7 +454,8 @@ register_path("/hooks/hubspot", {"post": {
     "responses": {
         "204": {"description": "Stored; processed within one worker cycle."},
         "400": PROBLEMS["400"],
-        "401": problem("Signature invalid or stale."),
+        "401": problem("Signature missing, invalid or stale."),
+        "413": problem("Body over GUARD_HUBSPOT_WEBHOOK_MAX_BYTES."),
         "503": problem("GUARD_HUBSPOT_WEBHOOK_SECRET is not set."),
     },
 }})

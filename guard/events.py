@@ -28,11 +28,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from guard import erasure
 from guard.db import (
     accounts,
     campaigns,
     dumps_json,
-    erasure_notices,
     erasures,
     identities,
     ledger,
@@ -43,12 +43,14 @@ from guard.db import (
     records,
 )
 from guard.errors import InvalidField
-from guard.flags import DO_NOT_CONTACT, ERASED
 from guard.identity import (
+    ID_MAX,
+    SENDER_MAX,
     Ref,
     address,
     crm_refs,
     erasure_hash,
+    identifier,
     normalize_email,
     normalize_phone,
     reference,
@@ -61,7 +63,6 @@ from policies.model import (
     Account,
     Campaign,
     Evidence,
-    Profile,
     parse_date,
     parse_datetime,
 )
@@ -117,6 +118,14 @@ def _text(value: Any) -> str:
     if not text:
         raise ValueError("must not be empty")
     return text
+
+
+def _sender(value: Any) -> str:
+    return identifier(value, SENDER_MAX)
+
+
+def _id(value: Any) -> str:
+    return identifier(value, ID_MAX)
 
 
 def _datetime(value: Any) -> str:
@@ -220,25 +229,25 @@ def _list(value: Any) -> list:
 # Optional fields of each type and their converters; references and required
 # fields are handled in the parsers below.
 FIELDS: dict[str, dict[str, Callable[[Any], Any]]] = {
-    "person": {"name": _text, "stage": _one_of(*STAGES), "owner": _text,
+    "person": {"name": _text, "stage": _one_of(*STAGES), "owner": _sender,
                "timezone": _timezone, "preferred_channel": _one_of(*CHANNELS),
                "contact_hours": _hours, "replacement_cycle_years": _number,
                "do_not_market_until": _date},
-    "account": {"name": _text, "domain": _text, "owner": _text},
-    "purchase": {"product": _text, "category": _text, "at": _datetime, "amount": _number,
+    "account": {"name": _text, "domain": _text, "owner": _sender},
+    "purchase": {"product": _id, "category": _text, "at": _datetime, "amount": _number,
                  "currency": _text},
-    "contract": {"status": _text, "start": _date, "end": _date, "owner": _text,
-                 "product": _text},
+    "contract": {"status": _text, "start": _date, "end": _date, "owner": _sender,
+                 "product": _id},
     "consent": {"at": _datetime},
-    "case": {"status": _one_of("open", "closed"), "owner": _text, "subject": _text,
+    "case": {"status": _one_of("open", "closed"), "owner": _sender, "subject": _text,
              "at": _datetime},
     "service": {"asset": _text, "at": _datetime, "mileage": _integer, "next_due": _date,
                 "next_due_mileage": _integer},
     "invoice": {"number": _text, "sent_at": _datetime, "due": _date, "paid_at": _datetime,
                 "amount": _number},
-    "touch": {"channel": _one_of(*CHANNELS), "purpose": _text, "sender": _text,
-              "at": _datetime, "campaign": _text, "template": _text, "product": _text},
-    "campaign": {"id": _text, "purpose": _text, "offer": _text, "eligible_when": _cel,
+    "touch": {"channel": _one_of(*CHANNELS), "purpose": _text, "sender": _sender,
+              "at": _datetime, "campaign": _id, "template": _id, "product": _id},
+    "campaign": {"id": _id, "purpose": _text, "offer": _text, "eligible_when": _cel,
                  "starts": _datetime, "ends": _datetime, "notify_owner": _bool},
     "erase": {},
 }
@@ -294,6 +303,10 @@ def parse_event(raw: Any, policy) -> Event:
     return Event(kind, source, fields, False, person, account, identities)
 
 
+# The widest source system and record type the records table holds (ids: ID_MAX).
+SOURCE_NAME_MAX = 64
+
+
 def _source(value: Any, kind: str) -> Source:
     if not isinstance(value, Mapping):
         raise InvalidField(f"{kind}.source", "required: give {\"system\", \"id\"}")
@@ -306,7 +319,15 @@ def _source(value: Any, kind: str) -> Source:
     record_type = value.get("type") or ""
     if not isinstance(record_type, str):
         raise InvalidField(f"{kind}.source.type", f"expected text, got {record_type!r}")
-    return Source(system.strip().lower(), record_type.strip(), str(record_id).strip())
+    parts = []
+    for name, text, limit in (("system", system, SOURCE_NAME_MAX), ("id", record_id, ID_MAX),
+                              ("type", record_type, SOURCE_NAME_MAX)):
+        try:
+            parts.append(identifier(text, limit) if str(text).strip() else "")
+        except ValueError as exc:
+            raise InvalidField(f"{kind}.source.{name}", str(exc)) from None
+    system, record_id, record_type = parts
+    return Source(system.lower(), record_type, record_id)
 
 
 def _references(kind: str, raw: Mapping, region: str | None) -> tuple[Ref | None, Ref | None]:
@@ -438,15 +459,15 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def ingest(conn: Connection, raw_events: Sequence[Any], policy, now: datetime, salt: bytes
-           ) -> dict:
+def ingest(conn: Connection, raw_events: Sequence[Any], policy, now: datetime,
+           salt: bytes | None) -> dict:
     """Store a batch of events; return ``{"accepted", "rejected": [{index, source, detail}]}``."""
     with collector_paused():
         return _ingest(conn, raw_events, policy, now, salt)
 
 
-def _ingest(conn: Connection, raw_events: Sequence[Any], policy, now: datetime, salt: bytes
-            ) -> dict:
+def _ingest(conn: Connection, raw_events: Sequence[Any], policy, now: datetime,
+            salt: bytes | None) -> dict:
     store = _Store(conn, policy, now, salt)
     accepted = 0
     rejected = []
@@ -574,8 +595,9 @@ class _Store:
     back from the database.
     """
 
-    def __init__(self, conn: Connection, policy, now: datetime, salt: bytes):
+    def __init__(self, conn: Connection, policy, now: datetime, salt: bytes | None):
         self.conn, self.policy, self.now, self.salt = conn, policy, now, salt
+        self._key_adopted = False  # the store holds this key's check value
         self.people: set[str] = set()
         # People whose person records changed or went: only they can hold an identity
         # no record states any more (the rebuild looks for those only among them).
@@ -772,6 +794,12 @@ class _Store:
     def _refuse_erased(self, kind: str, refs: Sequence[Ref]) -> None:
         if not self._any_erasure or not refs:
             return
+        if self.salt is None:
+            name = f"{kind}.{_ERASED_FIELD.get(refs[0].kind, 'source')}" if kind == "person" \
+                else f"{kind}.{refs[0].kind}"
+            raise InvalidField(name, f"{erasure.SETTING} is not set, and people were erased "
+                                     "in this store: it cannot tell whether this is one of "
+                                     "them")
         hashes = {erasure_hash(self.salt, ref): ref for ref in refs}
         erased = {hashes[digest]: at for digest, at in
                   self.conn.execute(_ERASED, {"hashes": list(hashes)}).all()}
@@ -786,6 +814,15 @@ class _Store:
                                          "it is not stored again")
 
     def _erase(self, event: Event) -> None:
+        if self.salt is None:
+            raise InvalidField("erase.person", f"{erasure.SETTING} is not set: erasure keeps a "
+                                               "keyed hash of each address, and needs that "
+                                               "secret key (see the README, Erasure)")
+        if not self._key_adopted:
+            state = erasure.key_state(self.conn)
+            problem = erasure.key_problem(state, self.salt)
+            if problem:
+                raise InvalidField("erase.person", f"{erasure.SETTING}: {problem}")
         ref = event.person
         person_id = self._resolve(ref)
         if person_id is None:
@@ -793,7 +830,11 @@ class _Store:
                 return  # erased before: erasing again changes nothing
             raise InvalidField("erase.person", f"no person matches {describe(ref)}")
         self._flush()
-        erase_person(self.conn, person_id, self.salt, self.now)
+        if not self._key_adopted:
+            erasure.adopt_key(self.conn, state, self.salt, erasing=True)
+            self._key_adopted = True
+        erasure.erase_person(self.conn, person_id, self.salt, self.now,
+                             self.policy.defaults.region)
         # The person's identities and records are gone: forget what was cached of them.
         self._identities = {ref: (None if pid == person_id else pid)
                             for ref, pid in self._identities.items()}
@@ -941,44 +982,3 @@ def merge_people(conn: Connection, loser: str, winner: str) -> None:
                      .values(person_id=winner))
     conn.execute(sa.insert(person_aliases).values(alias=loser, person_id=winner))
     conn.execute(sa.delete(people).where(people.c.id == loser))
-
-
-def erase_person(conn: Connection, person_id: str, salt: bytes, now: datetime) -> None:
-    """Delete a person's data, keeping salted hashes of their identities (right to erasure)."""
-    refs = [Ref(kind, value) for kind, value in conn.execute(
-        sa.select(identities.c.kind, identities.c.value)
-        .where(identities.c.person_id == person_id)).all()]
-    profile = conn.execute(sa.select(people.c.profile).where(people.c.id == person_id)).scalar()
-    for email in (profile or {}).get("emails") or ():
-        refs.append(Ref("email", email))
-    for phone in (profile or {}).get("phones") or ():
-        refs.append(Ref("phone", phone))
-    # Reps must see "Do not contact" on the CRM records too, until an admin deletes them.
-    for system, ids in ((profile or {}).get("crm_ids") or {}).items():
-        for record_id in [ids] if isinstance(ids, (str, int)) else ids:
-            conn.execute(sa.delete(erasure_notices).where(
-                erasure_notices.c.system == system,
-                erasure_notices.c.record_id == str(record_id)))
-            conn.execute(sa.insert(erasure_notices).values(
-                system=system, record_id=str(record_id), erased_at=now))
-    hashes = {erasure_hash(salt, ref) for ref in refs}
-    known = set(conn.execute(sa.select(erasures.c.hash).where(erasures.c.hash.in_(hashes)))
-                .scalars()) if hashes else set()
-    for digest in sorted(hashes - known):
-        conn.execute(sa.insert(erasures).values(hash=digest, erased_at=now))
-    addresses = [r.value for r in refs if r.kind in ("email", "phone")]
-    conn.execute(sa.delete(identities).where(identities.c.person_id == person_id))
-    conn.execute(sa.delete(records).where(records.c.person_id == person_id))
-    if addresses:
-        conn.execute(sa.delete(records).where(records.c.address.in_(addresses)))
-    conn.execute(sa.delete(owner_tasks).where(owner_tasks.c.person_id == person_id))
-    # The ledger keeps that a contact was decided (counts, audit) but not what or to whom.
-    conn.execute(sa.update(ledger).where(ledger.c.person_id == person_id).values(
-        attempt=None, campaign=None, template=None, product=None, source=None,
-        decision={"person": person_id, "erased": True}))
-    erased = Profile(id=person_id, erased=True)
-    conn.execute(sa.update(people).where(people.c.id == person_id).values(
-        profile=erased.to_dict(), erased=True, updated_at=now,
-        flags={"status": DO_NOT_CONTACT, "flags": [ERASED],
-               "updated": now.isoformat()},
-        flags_hash=None))

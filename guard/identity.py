@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -164,7 +165,42 @@ def crm_refs(crm_ids: Any) -> list[Ref]:
     return refs
 
 
-def erasure_hash(salt: bytes, ref: Ref) -> str:
-    """Return the salted hash kept for an erased identity (the identity itself is deleted)."""
+# Characters no identifier may hold: C0 and C1 controls (CR, LF, NUL, NEL …) and the Unicode
+# line and paragraph separators. A sender or owner reaches HTTP headers, CSV cells and log
+# lines, where any of them starts a new line.
+_CONTROL_CATEGORIES = frozenset(("Cc", "Zl", "Zp"))
+# The widest identifier a column holds: senders and owners 128 characters, campaign,
+# template and product ids 255.
+SENDER_MAX = 128
+ID_MAX = 255
+
+
+def identifier(value: Any, limit: int = ID_MAX) -> str:
+    """Return a sender, owner, campaign, template or product id as text, or raise ValueError."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(f"expected text, got {value!r}")
+    text = str(value).strip()
+    if not text:
+        raise ValueError("must not be empty")
+    if not text.isprintable() and any(
+            unicodedata.category(c) in _CONTROL_CATEGORIES for c in text):
+        raise ValueError("control characters are not allowed")
+    if len(text) > limit:
+        raise ValueError(f"at most {limit} characters, got {len(text)}")
+    return text
+
+
+def erasure_hash(key: bytes, ref: Ref) -> str:
+    """Return the keyed hash (HMAC-SHA256) kept for an erased identity instead of it."""
     message = f"{ref.kind}:{ref.value}".encode()
-    return hmac.new(salt, message, hashlib.sha256).hexdigest()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+# What a decision records as its recipient once that recipient was erased: the keyed hash
+# the erasure list keeps, never the address again.
+ERASED_PREFIX = "erased:"
+
+
+def erased_recipient(key: bytes, ref: Ref) -> str:
+    """Return what the ledger records instead of an erased recipient."""
+    return ERASED_PREFIX + erasure_hash(key, ref)

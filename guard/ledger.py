@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
 from guard.db import ledger
+from guard.identity import ERASED_PREFIX
 from policies.model import Attempt, Decision, Evidence, LedgerEntry, parse_datetime
 
 
@@ -83,7 +84,7 @@ def ledger_rows(dialect: Dialect, decided: list[tuple[Decision, Attempt]], *,
         (decision.decision_id, decision.person, stamp(attempt.at), attempt.channel,
          attempt.purpose, attempt.sender, attempt.campaign, attempt.template, attempt.product,
          decision.verdict, committed, dumps(attempt.to_dict()), dumps(decision.to_dict()),
-         decision.policy_version, source, None, now)
+         decision.policy_version, source, None, now, recipient_of(decision, attempt))
         for decision, attempt in decided
     ]
     if not insert.positional:
@@ -126,7 +127,16 @@ class _RawInsert:
 _RAW_INSERTS: weakref.WeakKeyDictionary[Dialect, _RawInsert] = weakref.WeakKeyDictionary()
 _COLUMNS = ("id", "person_id", "at", "channel", "purpose", "sender", "campaign", "template",
             "product", "verdict", "committed", "attempt", "decision", "policy_version", "source",
-            "record_key", "created_at")
+            "record_key", "created_at", "recipient")
+
+
+def recipient_of(decision: Decision, attempt: Attempt) -> str | None:
+    """Return the ``recipient`` a decision's row keeps: set only when no person holds the row."""
+    # A person's rows are found by their person id; an erased recipient is recorded as its
+    # keyed hash, which no later erasure needs to find again.
+    if decision.person is not None or attempt.to.startswith(ERASED_PREFIX):
+        return None
+    return attempt.to
 
 
 def _raw_insert(dialect: Dialect) -> _RawInsert:
@@ -207,6 +217,76 @@ def upsert_touch(conn: Connection, person_id: str, key: str, source: Evidence,
 def delete_touch(conn: Connection, key: str) -> None:
     """Forget a reported contact whose record was retracted."""
     conn.execute(sa.delete(ledger).where(ledger.c.record_key == key))
+
+
+# Right to erasure (GDPR Art. 17): what the audit trail keeps of a decision once its
+# recipient is erased is that it was made, when, by which sender on which channel for which
+# purpose, under which policy version, with which verdict and rules. Never to whom, nor what
+# was offered (campaign, template, product), nor the reasons' messages and evidence, which
+# name the address and the person's facts.
+_KEPT_OF_FINDING = ("rule", "kind", "effect")
+_KEPT_OF_ATTEMPT = ("channel", "purpose", "sender", "at")
+_REDACT = sa.update(ledger).where(ledger.c.id == sa.bindparam("row_id")).values(
+    attempt=sa.bindparam("kept_attempt", type_=ledger.c.attempt.type),
+    decision=sa.bindparam("kept_decision", type_=ledger.c.decision.type),
+    campaign=None, template=None, product=None, source=None, recipient=None)
+_REDACT_CHUNK = 500
+
+
+def redacted_decision(decision: Mapping | None) -> dict | None:
+    """Return what the audit trail keeps of a recorded decision whose recipient was erased."""
+    if decision is None:
+        return None
+
+    def bare(findings: Any) -> list[dict]:
+        return [{name: f.get(name) for name in _KEPT_OF_FINDING}
+                for f in findings or () if isinstance(f, Mapping)]
+
+    return {"decision_id": decision.get("decision_id"), "verdict": decision.get("verdict"),
+            "person": decision.get("person"), "reasons": bare(decision.get("reasons")),
+            "reroute": decision.get("reroute"), "not_before": decision.get("not_before"),
+            "monitored": bare(decision.get("monitored")),
+            "policy_version": decision.get("policy_version"), "notify": [], "erased": True}
+
+
+def redacted_attempt(attempt: Mapping | None, to: str | None) -> dict | None:
+    """Return what the audit trail keeps of a recorded attempt, its recipient given as ``to``."""
+    if attempt is None:
+        return None
+    kept = {name: attempt.get(name) for name in _KEPT_OF_ATTEMPT}
+    return {**kept, "to": to, "campaign": None, "template": None, "product": None}
+
+
+def redact_person(conn: Connection, person_id: str) -> list[str]:
+    """Strip an erased person's rows to what the audit trail keeps; return their decision ids."""
+    rows = conn.execute(sa.select(ledger.c.id, ledger.c.attempt, ledger.c.decision)
+                        .where(ledger.c.person_id == person_id)).all()
+    _redact(conn, [(row, None) for row in rows])
+    return [row.id for row in rows if row.decision is not None]
+
+
+def redact_recipients(conn: Connection, erased: Mapping[str, str]) -> list[str]:
+    """Strip the decisions about no known person sent to ``erased`` recipients; return ids.
+
+    ``erased`` maps each recipient (a normalised address or reference) to what the
+    rows keep instead (``erased_recipient``): its keyed hash.
+    """
+    found = []
+    recipients = sorted(erased)
+    for start in range(0, len(recipients), _REDACT_CHUNK):
+        chunk = recipients[start:start + _REDACT_CHUNK]
+        found += conn.execute(
+            sa.select(ledger.c.id, ledger.c.attempt, ledger.c.decision, ledger.c.recipient)
+            .where(ledger.c.recipient.in_(chunk))).all()
+    _redact(conn, [(row, erased[row.recipient]) for row in found])
+    return [row.id for row in found if row.decision is not None]
+
+
+def _redact(conn: Connection, rows: list[tuple[Any, str | None]]) -> None:
+    if rows:
+        conn.execute(_REDACT, [
+            {"row_id": row.id, "kept_attempt": redacted_attempt(row.attempt, to),
+             "kept_decision": redacted_decision(row.decision)} for row, to in rows])
 
 
 def for_person(conn: Connection, person_id: str, limit: int = 50) -> list[dict]:

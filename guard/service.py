@@ -24,11 +24,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
 
+from guard import erasure
 from guard import events as event_store
 from guard import ledger as contact_ledger
 from guard.batching import Batcher, Job
+from guard.config import ConfigurationError
 from guard.db import (
     campaigns,
     erasures,
@@ -39,11 +40,18 @@ from guard.db import (
     people,
     read_only,
     records,
-    settings,
 )
-from guard.errors import InvalidField, NotFound
+from guard.errors import GuardError, InvalidField, NotFound
 from guard.events import resolve_person
-from guard.identity import Ref, erasure_hash, reference
+from guard.identity import (
+    ID_MAX,
+    SENDER_MAX,
+    Ref,
+    erased_recipient,
+    erasure_hash,
+    identifier,
+    reference,
+)
 from policies import decide
 from policies.model import (
     Attempt,
@@ -102,18 +110,28 @@ _LOCK_BY_IDENTITY = (
 )
 _LOCK_BY_ID = sa.select(people.c.id).where(
     people.c.id == sa.bindparam("person_id")).with_for_update()
-# An unknown recipient in one query: erased (a row without a source), and their bare consents.
-_STRANGER = sa.union_all(
-    sa.select(sa.cast(sa.null(), records.c.payload.type).label("payload"),
-              sa.cast(sa.null(), records.c.source_system.type).label("source_system"),
-              sa.cast(sa.null(), records.c.source_type.type).label("source_type"),
-              sa.cast(sa.null(), records.c.source_id.type).label("source_id"))
-    .where(erasures.c.hash == sa.bindparam("hash")),
-    sa.select(records.c.payload, records.c.source_system, records.c.source_type,
-              records.c.source_id)
-    .where(records.c.address == sa.bindparam("address"), records.c.person_id.is_(None),
-           records.c.type == "consent"),
-)
+
+
+def _stranger_query(erased: sa.ColumnElement) -> sa.CompoundSelect:
+    """An unknown recipient in one query: erased (a row without a source), and bare consents."""
+    return sa.union_all(
+        sa.select(sa.cast(sa.null(), records.c.payload.type).label("payload"),
+                  sa.cast(sa.null(), records.c.source_system.type).label("source_system"),
+                  sa.cast(sa.null(), records.c.source_type.type).label("source_type"),
+                  sa.cast(sa.null(), records.c.source_id.type).label("source_id"))
+        .where(erased),
+        sa.select(records.c.payload, records.c.source_system, records.c.source_type,
+                  records.c.source_id)
+        .where(records.c.address == sa.bindparam("address"), records.c.person_id.is_(None),
+               records.c.type == "consent"),
+    )
+
+
+_STRANGER = _stranger_query(erasures.c.hash == sa.bindparam("hash"))
+# Without the erasure key a recipient cannot be told apart from the erased: any erasure at
+# all stops the check (ErasureKeyMissing) rather than let an erased person through.
+_STRANGER_WITHOUT_KEY = _stranger_query(sa.exists(sa.select(erasures.c.hash)))
+_ANY_ERASURE = sa.select(erasures.c.hash).limit(1)
 
 
 def _in_json_list(column: sa.Column, name: str) -> sa.ColumnElement:
@@ -173,6 +191,18 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class ErasureKeyMissing(GuardError):
+    """People were erased in this store, and this process has no key to recognise them."""
+
+    status = 503
+    title = "Service Unavailable"
+
+    def __init__(self) -> None:
+        super().__init__(f"{erasure.SETTING}: not set, and people were erased in this store; "
+                         "no recipient who matches no person can be checked without it",
+                         field=erasure.SETTING)
+
+
 @dataclass(slots=True)
 class _Item:
     """One parsed attempt of a batch, and its outcome once decided."""
@@ -205,11 +235,13 @@ class Guard:
     """The service's one entry point to the store and the policy."""
 
     def __init__(self, engine: Engine, policy, clock: Callable[[], datetime] | None = None,
-                 *, check_lanes: int = CHECK_LANES):
+                 *, check_lanes: int = CHECK_LANES, erasure_key: str | bytes | None = None):
         self.engine = engine
         self.policy = policy
         self.clock = clock or _utc_now
-        self._salt: bytes | None = None
+        # GUARD_ERASURE_SALT: the secret of the keyed hashes erasure keeps; never in the store.
+        key = erasure_key or os.environ.get(erasure.SETTING) or None
+        self._erasure_key = key.encode() if isinstance(key, str) else key
         # Concurrent checks of this process share transactions (group commit).
         self._batcher = Batcher(self._run_jobs, limit=BATCH_LIMIT,
                                 lanes=1 if engine.dialect.name == "sqlite" else check_lanes)
@@ -222,27 +254,22 @@ class Guard:
         with self.engine.begin() as conn:
             return event_store.ingest(conn, list(events), self.policy, self.clock(), salt)
 
-    def erasure_salt(self) -> bytes:
-        """Return the salt of erasure hashes: GUARD_ERASURE_SALT, else one made per install."""
-        if self._salt is None:
-            configured = os.environ.get("GUARD_ERASURE_SALT")
-            self._salt = configured.encode() if configured else self._stored_salt()
-        return self._salt
+    def erasure_salt(self) -> bytes | None:
+        """Return the secret key of erasure hashes (GUARD_ERASURE_SALT), or None when unset."""
+        return self._erasure_key
 
-    def _stored_salt(self) -> bytes:
-        query = sa.select(settings.c.value).where(settings.c.name == "erasure_salt")
-        with self.engine.connect() as conn:
-            value = conn.execute(query).scalar()
-        if value is None:
-            try:
-                with self.engine.begin() as conn:
-                    conn.execute(sa.insert(settings).values(name="erasure_salt",
-                                                            value=secrets.token_hex(32)))
-            except IntegrityError:
-                pass  # another process made it first; use theirs
-            with self.engine.connect() as conn:
-                value = conn.execute(query).scalar()
-        return value.encode()
+    def verify_erasure_key(self) -> None:
+        """Refuse to start without the right erasure key once anyone was erased; adopt it.
+
+        A store that kept its own salt (before the key had to live outside it)
+        loses that copy here, once the key configured is that salt.
+        """
+        with self.engine.begin() as conn:
+            state = erasure.key_state(conn)
+            problem = erasure.key_problem(state, self._erasure_key)
+            if problem:
+                raise ConfigurationError(f"{erasure.SETTING}: {problem}")
+            erasure.adopt_key(conn, state, self._erasure_key)
 
     # -- checks -----------------------------------------------------------------------
 
@@ -251,7 +278,6 @@ class Guard:
         """Decide one attempt (SPEC §5 fields); record it; commit counts it toward caps."""
         template = self._template(body, defaults)
         target, attempt = self._attempt(template, body.get("to") if body else None)
-        self.erasure_salt()  # made (once) outside the check's transaction
         item = _Item(0, target, attempt, timed=template["at"] is not None, commit=commit)
         outcome = self._batcher.submit(Job([item]))[0]
         if isinstance(outcome, InvalidField):
@@ -281,14 +307,12 @@ class Guard:
                 continue
             items.append(_Item(index, target, attempt, timed=template["at"] is not None,
                                commit=commit))
-        self.erasure_salt()
         return self._batcher.submit(Job(items, then, outcomes))
 
     def screen(self, attempt: Mapping, recipients: Iterable[Any], *,
                commit: bool = False) -> Iterator[tuple[Any, Decision | InvalidField]]:
         """Decide one attempt template for many recipients, streaming (recipient, outcome)."""
         template = self._template(attempt, None)
-        self.erasure_salt()
         batch: list[Any] = []
         for recipient in recipients:
             batch.append(recipient)
@@ -346,7 +370,8 @@ class Guard:
             item.outcome = outcome
             if isinstance(outcome, InvalidField):
                 continue
-            recorded.append((outcome, attempt, item.commit))
+            recorded.append((outcome, self._unnamed(attempt, item.target)
+                             if item.target in known.erased else attempt, item.commit))
             person_id = known.people_of.get(item.target)
             if item.commit and person_id in known.entries:
                 # Counted at once: a later item of the batch to the same person sees it.
@@ -386,6 +411,8 @@ class Guard:
         if not isinstance(sender, str) or not policy.knows_sender(sender):
             raise InvalidField("sender", f"unknown sender {sender!r} (known: "
                                          f"{', '.join(policy.senders)})")
+        # A pattern such as dealer:* matches any text, a line break included.
+        merged["sender"] = _identifier("sender", sender, SENDER_MAX)
         at = merged.get("at")
         if at not in (None, ""):
             try:
@@ -396,9 +423,8 @@ class Guard:
             merged["at"] = None
         for name in ("campaign", "template", "product"):
             value = merged.get(name)
-            if value is not None and not isinstance(value, (str, int)):
-                raise InvalidField(name, f"expected text, got {value!r}")
-            merged[name] = str(value) if value not in (None, "") else None
+            merged[name] = _identifier(name, value, ID_MAX) if value not in (None, "") \
+                else None
         return merged
 
     def _attempt(self, template: Mapping, to: Any) -> tuple[Ref, Attempt]:
@@ -462,14 +488,26 @@ class Guard:
         if person_id is not None and not profile.erased:
             entries = contact_ledger.entries(rows, min(now, attempt.at) - window)
         decision = decide(attempt, profile, entries, self.policy, now, found)
+        if person_id is None and profile.erased:
+            attempt = self._unnamed(attempt, target)
         return decision.with_id(contact_ledger.new_decision_id()), attempt, now
+
+    def _unnamed(self, attempt: Attempt, target: Ref) -> Attempt:
+        """Return the attempt as the ledger keeps it for an erased recipient: by keyed hash."""
+        return replace(attempt, to=erased_recipient(self._erasure_key, target))
 
     def _stranger(self, conn: Connection, target: Ref) -> Profile:
         """The profile of a recipient who matches no person: erased, or bare consents only."""
         address = target.value if target.kind in ("email", "phone") else None
-        rows = conn.execute(_STRANGER, {"hash": erasure_hash(self.erasure_salt(), target),
-                                        "address": address}).all()
+        key = self._erasure_key
+        if key is None:
+            rows = conn.execute(_STRANGER_WITHOUT_KEY, {"address": address}).all()
+        else:
+            rows = conn.execute(_STRANGER, {"hash": erasure_hash(key, target),
+                                            "address": address}).all()
         if any(row.source_system is None for row in rows):
+            if key is None:
+                raise ErasureKeyMissing()
             return Profile(id=None, erased=True)
         if address is None:
             return Profile(id=None)
@@ -510,7 +548,8 @@ class Guard:
                 outcome = self._decide_known(known, item.target, item.attempt, now)
                 outcomes[item.index] = outcome
                 if not isinstance(outcome, InvalidField):
-                    recorded.append((outcome, item.attempt))
+                    recorded.append((outcome, self._unnamed(item.attempt, item.target)
+                                     if item.target in known.erased else item.attempt))
             if recorded:
                 rows = contact_ledger.ledger_rows(self.engine.dialect, recorded,
                                                   committed=False, now=now)
@@ -605,10 +644,15 @@ class Guard:
                         ) -> tuple[set[Ref], dict[str, list]]:
         if not targets:
             return set(), {}
-        salt = self.erasure_salt()
-        hashes = {erasure_hash(salt, t): t for t in targets}
-        erased = {hashes[h] for h in conn.execute(
-            _ERASED_MANY[conn.dialect.name], {"hashes": sorted(hashes)}).scalars()}
+        key = self._erasure_key
+        if key is None:
+            if conn.execute(_ANY_ERASURE).first() is not None:
+                raise ErasureKeyMissing()
+            erased: set[Ref] = set()
+        else:
+            hashes = {erasure_hash(key, t): t for t in targets}
+            erased = {hashes[h] for h in conn.execute(
+                _ERASED_MANY[conn.dialect.name], {"hashes": sorted(hashes)}).scalars()}
         addresses = sorted({t.value for t in targets if t.kind in ("email", "phone")})
         bare: dict[str, list] = {}
         if addresses:
@@ -711,6 +755,14 @@ class Guard:
                         "status": flags.get("status"), "flags": list(flags.get("flags") or ()),
                         "updated": updated})
         return out
+
+
+def _identifier(name: str, value: Any, limit: int) -> str:
+    """Return an attempt's identifier field as text, or raise InvalidField naming it."""
+    try:
+        return identifier(value, limit)
+    except ValueError as exc:
+        raise InvalidField(name, str(exc)) from None
 
 
 def _owner_tasks(decision: Decision, attempt: Attempt, now: datetime) -> list[dict]:

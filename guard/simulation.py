@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from guard.db import campaigns, ledger, people, read_only
+from guard.identity import ERASED_PREFIX
 from policies import Attempt, Campaign, Decision, LedgerEntry, Policy, Profile, decide
 from policies.model import parse_datetime
 
@@ -67,12 +68,17 @@ def replay(engine: Engine, policy: Policy, since: datetime) -> Iterator[Replay]:
                                             ledger.c.committed == sa.true())
                     .order_by(ledger.c.at)
                 ).all()
+            recorded = row.decision or {}
+            if recorded.get("erased"):
+                continue  # right to erasure: the attempt and facts to replay it with are gone
             at = parse_datetime(row.at)
             earlier = tuple(_entry(e) for e in history[row.person_id]
                             if parse_datetime(e.at) < at and e.id != row.id
                             and at - parse_datetime(e.at) <= policy.ledger_window)
             attempt = Attempt.from_dict(row.attempt)
-            recorded = row.decision or {}
+            profile = profiles[row.person_id]
+            if attempt.to.startswith(ERASED_PREFIX):
+                profile = Profile(id=None, erased=True)  # recorded by the keyed hash only
             yield Replay(
                 decision_id=recorded.get("decision_id") or row.id,
                 person=row.person_id,
@@ -80,5 +86,5 @@ def replay(engine: Engine, policy: Policy, since: datetime) -> Iterator[Replay]:
                 attempt=attempt,
                 before=recorded.get("verdict", row.verdict),
                 before_rules=tuple(r["rule"] for r in recorded.get("reasons", ())),
-                after=decide(attempt, profiles[row.person_id], earlier, policy, at, registered),
+                after=decide(attempt, profile, earlier, policy, at, registered),
             )

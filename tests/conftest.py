@@ -11,6 +11,11 @@ import sqlalchemy as sa
 
 from guard.db import make_engine, upgrade
 
+# The erasure key every test store's Guard uses unless a test says otherwise (the service
+# reads GUARD_ERASURE_SALT from the environment; it never lives in the store).
+TEST_ERASURE_KEY = "tests-" + "0123456789abcdef" * 4
+os.environ.setdefault("GUARD_ERASURE_SALT", TEST_ERASURE_KEY)
+
 POSTGRES_URL = os.environ.get("GUARD_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 

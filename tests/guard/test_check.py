@@ -160,7 +160,8 @@ def test_an_erased_person_is_never_contacted_again(store):
     view = store.person(person_id)
     assert view["erased"] is True
     assert view["profile"]["emails"] == [] and view["profile"]["purchases"] == []
-    assert store.decision(earlier.decision_id)["attempt"] is None
+    kept = store.decision(earlier.decision_id)
+    assert kept["attempt"]["to"] is None and kept["verdict"] == earlier.verdict
     # A later sync bringing the address back stores nothing personal.
     result = store.ingest([person("003Z", "anna@example.com", name="Anna")])
     assert result["rejected"][0]["detail"].startswith("person.emails: address was erased on "

@@ -23,7 +23,9 @@ def reference_row(decision: Decision, attempt: Attempt, committed: bool, now: da
         campaign=attempt.campaign, template=attempt.template, product=attempt.product,
         verdict=decision.verdict, committed=committed, attempt=attempt.to_dict(),
         decision=decision.to_dict(), policy_version=decision.policy_version, source=None,
-        record_key=None, created_at=now)
+        record_key=None, created_at=now,
+        # A decision about no known person keeps its recipient, for erasure to find it by.
+        recipient=attempt.to if decision.person is None else None)
 
 
 def attempt(to: str = "anna@example.com", **fields) -> Attempt:
