@@ -343,7 +343,11 @@ class Invoice(_Record):
 
 @dataclass(frozen=True, slots=True)
 class Campaign(_Record):
-    """A registered campaign: what it promises and who is eligible."""
+    """A registered campaign: what it promises, who is eligible, and whether the owner is told.
+
+    ``notify_owner`` is on unless the campaign opts out: a person's owner must
+    know what head office promised before the customer walks in with the letter.
+    """
 
     id: str
     purpose: str | None = None
@@ -351,7 +355,7 @@ class Campaign(_Record):
     eligible_when: str | None = None
     starts: datetime | None = None
     ends: datetime | None = None
-    notify_owner: bool = False
+    notify_owner: bool = True
     source: Evidence | None = None
     _datetimes = ("starts", "ends")
 

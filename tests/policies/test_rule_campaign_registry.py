@@ -12,8 +12,7 @@ RULE = CampaignRegistry(id="registered-campaigns",
                         scope=scope(purposes=["price_offer", "promotion"]))
 Q4 = Campaign(id="q4-upgrade", purpose="price_offer", offer="0.9% finance on A4",
               eligible_when='person.stage == "customer"', starts=at("2026-10-01T00:00:00"),
-              ends=at("2026-12-31T00:00:00"), notify_owner=True,
-              source=src("Campaign", "701Q4"))
+              ends=at("2026-12-31T00:00:00"), source=src("Campaign", "701Q4"))
 ANNA = person(stage="customer", owner="dealer:munich",
               purchases=(Purchase(product="audi-a3", at=at("2022-05-01T10:00:00")),))
 
@@ -66,6 +65,19 @@ def test_allowed_send_notifies_the_persons_owner_with_evidence():
     finding = send()
     assert finding.notify == "dealer:munich"
     assert finding.evidence == (src("Campaign", "701Q4"),)
+
+
+@pytest.mark.parametrize(
+    ("notify_owner", "told"),
+    [({}, "dealer:munich"), ({"notify_owner": True}, "dealer:munich"),
+     ({"notify_owner": False}, None)],
+    ids=["unsaid-tells-the-owner", "told-to-tell", "opted-out"],
+)
+def test_the_owner_is_told_unless_the_campaign_opts_out(notify_owner, told):
+    registered = Campaign.from_dict({"id": "q4-upgrade", "purpose": "price_offer",
+                                     "offer": "0.9% finance on A4", **notify_owner})
+    finding = send(campaigns={"q4-upgrade": registered})
+    assert (finding.notify if finding else None) == told
 
 
 @pytest.mark.parametrize(
