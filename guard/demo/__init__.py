@@ -2,8 +2,10 @@
 
 The week's sends are what the OEM, the dealers, sales, service and billing
 would fire in one week of November, each checked through ``Guard.check`` at
-its own time. The stories of SPEC §1 are sends within that week; they are
-printed first with the guard's reasons, then the counts for the whole week.
+its own time; records that change during the week (a lead handed to sales)
+are ingested when they change. The stories of SPEC §1 are sends within that
+week; they are printed first with the guard's reasons, then the counts for
+the whole week.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from textwrap import wrap
 
-from guard.demo.sample import EVENT, WEEK_START, Person, Sample, generate
+from guard.demo.sample import EVENT, WEEK_START, Person, Sample, Update, generate
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class Story:
     person: str
     kinds: tuple[str, ...] = ()      # caught when a reason has one of these kinds …
     notify: str | None = None        # … or the decision tells this owner
+    earlier: str | None = None       # an earlier send to the same person, for contrast
 
 
 def _customers_of(*dealers: str) -> Callable[[Sample], list[Person]]:
@@ -116,6 +119,9 @@ STORIES = (
           "Monthly newsletter", "vogel", kinds=("consent",)),
     Story("An offer while a complaint is open",
           "Black week offer", "roth", kinds=("open_case",)),
+    Story("Head office calls a lead it handed to sales the day before",
+          "Prospecting calls", "brandt", kinds=("relationship_owner",),
+          earlier="Black week offer"),
 )
 
 
@@ -137,10 +143,20 @@ def caught(story: Story, outcome: Outcome) -> bool:
     return bool(story.notify) and any(n.owner == story.notify for n in decision.notify)
 
 
-def run_week(guard, sample: Sample, clock: list[datetime]) -> Iterator[Outcome]:
-    """Check every send of the week in time order, committing what the guard allows."""
+def run_week(guard, sample: Sample, clock: list[datetime],
+             rejected: list[dict]) -> Iterator[Outcome]:
+    """Check every send of the week in time order, committing what the guard allows.
+
+    The week's record updates are ingested at their own time, before the sends
+    that follow them; their rejections are added to ``rejected``.
+    """
+    updates = sorted(sample.updates, key=lambda u: u.at)
     for send in sorted(WEEK, key=lambda s: (s.day, s.hour, s.minute)):
         at = WEEK_START + timedelta(days=send.day, hours=send.hour, minutes=send.minute)
+        while updates and updates[0].at <= at:
+            update = updates.pop(0)
+            clock[0] = update.at
+            rejected.extend(guard.ingest([update.event])["rejected"])
         for person in send.recipients(sample):
             clock[0] = at
             sender = send.sender(person) if callable(send.sender) else send.sender
@@ -172,21 +188,26 @@ def main(echo: Callable[[str], None], *, policy_path: str | None = None, seed: i
             systems = sorted({e["source"]["system"] for e in sample.events})
             echo(f"Sample: {len(sample.people)} people, {len(sample.events)} events from "
                  f"{', '.join(systems)}; {result['accepted']} accepted, "
-                 f"{len(result['rejected'])} rejected.")
+                 f"{len(result['rejected'])} rejected; {len(sample.updates)} more during "
+                 f"the week.")
             for rejection in result["rejected"][:5]:
                 echo(f"  rejected event {rejection['index']}: {rejection['detail']}")
-            outcomes = list(run_week(guard, sample, clock))
+            late: list[dict] = []
+            outcomes = list(run_week(guard, sample, clock, late))
+            for rejection in late[:5]:
+                echo(f"  rejected update: {rejection['detail']}")
         finally:
             engine.dispose()
     echo(f"Marketing week {WEEK_START:%Y-%m-%d} to "
          f"{WEEK_START + timedelta(days=4):%Y-%m-%d}: {len(outcomes)} sends checked "
          f"(policy {policy.version[:19]}…).\n")
-    ok = _print_stories(echo, outcomes)
+    ok = _print_stories(echo, outcomes, sample.updates)
     _print_week(echo, outcomes)
     return ok
 
 
-def _print_stories(echo: Callable[[str], None], outcomes: list[Outcome]) -> bool:
+def _print_stories(echo: Callable[[str], None], outcomes: list[Outcome],
+                   updates: list[Update]) -> bool:
     index = {(o.send.label, o.person.key): o for o in outcomes}
     echo("THE STORIES")
     all_caught = True
@@ -196,9 +217,13 @@ def _print_stories(echo: Callable[[str], None], outcomes: list[Outcome]) -> bool
         ok = caught(story, outcome)
         all_caught &= ok
         echo(f"{number:>2}. {story.title}  [{'caught' if ok else 'MISSED'}]")
-        echo(f"    {outcome.at:%a %H:%M} UTC  {outcome.send.label}: "
-             f"{_sender_of(outcome)} -> {outcome.person.name}, "
-             f"{outcome.send.channel} {outcome.send.purpose}")
+        if story.earlier:
+            before = index[(story.earlier, story.person)]
+            echo(f"    {_headline(before)}: {before.decision.verdict.upper()}")
+        for update in updates:
+            if update.person == story.person and update.at <= outcome.at:
+                _para(echo, f"{update.at:%a %H:%M} UTC  {update.note}", "    ")
+        echo(f"    {_headline(outcome)}")
         extra = ""
         if decision.reroute:
             extra = " to " + ", ".join(f"{k} {v}" for k, v in decision.reroute.items())
@@ -239,6 +264,11 @@ def _print_week(echo: Callable[[str], None], outcomes: list[Outcome]) -> None:
     for label, counts in by_send.items():
         echo(f"  {label:<26} " + " ".join(f"{counts.get(v, 0):>7}"
                                           for v in ("allow", "defer", "reroute", "block")))
+
+
+def _headline(outcome: Outcome) -> str:
+    return (f"{outcome.at:%a %H:%M} UTC  {outcome.send.label}: {_sender_of(outcome)} -> "
+            f"{outcome.person.name}, {outcome.send.channel} {outcome.send.purpose}")
 
 
 def _sender_of(outcome: Outcome) -> str:

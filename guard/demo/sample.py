@@ -2,9 +2,10 @@
 
 Everything is generated from a seeded random, so every run gives the same
 people, histories and decisions. The people of ``STORIES`` re-enact the
-stories of SPEC §1 among ordinary customers; the rest are ordinary customers
-and prospects whose histories make the week's caps and cool-downs bite now
-and then, as they would in real data.
+stories of SPEC §1 among ordinary customers; one of them is handed from head
+office to sales by a CRM update during the week (``Sample.updates``). The
+rest are ordinary customers and prospects whose histories make the week's
+caps and cool-downs bite now and then, as they would in real data.
 
 Source systems: ``salesforce`` (the OEM's CRM: people, accounts, contracts,
 cases, campaigns), ``dms`` (the dealers' management system: customers,
@@ -61,12 +62,23 @@ class Person:
         return {"system": "salesforce", "id": self.sf_id} if self.sf_id else {"email": self.email}
 
 
+@dataclass(frozen=True)
+class Update:
+    """A record that changes during the week, and what the change means, in words."""
+
+    at: datetime
+    person: str
+    event: dict
+    note: str
+
+
 @dataclass
 class Sample:
-    """The generated people (by key) and the events that describe them."""
+    """The generated people (by key), the events that describe them, and the week's updates."""
 
     people: dict[str, Person] = field(default_factory=dict)
     events: list[dict] = field(default_factory=list)
+    updates: list[Update] = field(default_factory=list)
 
     def customers(self) -> list[Person]:
         return [p for p in self.people.values() if p.stage == "customer"]
@@ -166,8 +178,7 @@ def _organisation(b: _Builder) -> None:
         b.add({"type": "campaign", "source": {"system": "salesforce", "type": "Campaign",
                                             "id": f"701NW-{cid}"},
                "id": cid, "purpose": purpose, "offer": offer,
-               "starts": "2026-11-01T00:00:00Z", "ends": "2026-12-31T23:59:59Z",
-               "notify_owner": True})
+               "starts": "2026-11-01T00:00:00Z", "ends": "2026-12-31T23:59:59Z"})
 
 
 def _stories(b: _Builder) -> None:
@@ -218,6 +229,15 @@ def _stories(b: _Builder) -> None:
     b.add({"type": "case", "source": {"system": "salesforce", "type": "Case", "id": "500NW-7781"},
            "person": roth.ref, "status": "open", "owner": "service",
            "subject": "Charging port fault on the new nw-ev5", "at": _iso(_before(6))})
+    # 8. Who owns the relationship: head office's lead is handed to sales on Tuesday, when
+    # he asks for a test drive; the hand-over is his CRM record changing owner.
+    brandt = b.person("brandt", "Lukas Brandt", stage="prospect", owner="oem", in_dms=False)
+    contact = next(e for e in b.sample.events if e["source"].get("id") == brandt.sf_id)
+    b.sample.updates.append(Update(
+        WEEK_START + timedelta(days=1, hours=14), "brandt",
+        {**contact, "stage": "opportunity", "owner": "sales"},
+        f"Sales opens a deal: salesforce Contact {brandt.sf_id} now says stage opportunity, "
+        f"owner sales (was prospect, oem)."))
 
 
 def _ordinary(b: _Builder, count: int) -> None:
