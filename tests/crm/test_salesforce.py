@@ -140,15 +140,32 @@ def test_flags_are_written_once_and_again_only_when_they_change(synced, org, sal
 
 
 def test_a_failed_record_is_written_on_a_later_push(synced, org, salesforce, guard, clock):
-    org.delete(synced["lead"])
-    org.purge(synced["lead"])  # gone from Salesforce before the guard heard of it
+    # The integration user cannot see one plugin field on Lead: Salesforce refuses the
+    # Lead write whole (INVALID_FIELD), which an admin can fix.
+    org.schema["Lead"].discard("Guard_Updated__c")
 
     assert crm.write_flags(guard, salesforce) == 3
-    assert any(synced["lead"] in error for error in salesforce.write_errors)
+    assert any(synced["lead"] in error and "INVALID_FIELD" in error
+               for error in salesforce.write_errors)
     clock.advance(hours=1)
     # The lead was not recorded as written, so it is tried again (and only it).
     assert [u.record_id for u, _, _ in crm.pending_flag_updates(
         guard, "salesforce", since=crm._flags_watermark(guard, "salesforce"))] == [synced["lead"]]
+    org.schema["Lead"].add("Guard_Updated__c")
+    assert crm.write_flags(guard, salesforce) == 1
+
+
+def test_a_record_purged_from_salesforce_is_skipped_not_offered_again(synced, org, salesforce,
+                                                                     guard, clock):
+    org.delete(synced["lead"])
+    org.purge(synced["lead"])  # gone from Salesforce before the guard heard of it
+
+    assert crm.write_flags(guard, salesforce) == 3
+    assert salesforce.write_errors == []
+    assert any(synced["lead"] in line for line in salesforce.write_skipped)
+    clock.advance(hours=1)
+    assert crm.pending_flag_updates(
+        guard, "salesforce", since=crm._flags_watermark(guard, "salesforce")) == []
 
 
 def test_an_owner_task_is_created_once_on_the_contact_and_marked_done(synced, org, salesforce,

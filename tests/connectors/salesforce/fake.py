@@ -220,10 +220,10 @@ class FakeSalesforce:
         return f"00DFk0000000001!session{next(self.sessions)}"
 
     def _stamp(self) -> str:
-        # A write lands within the second before the org's clock reads "now", at a
-        # millisecond of its own, as Salesforce's stamps do.
-        return sf_datetime(self.now - timedelta(seconds=1)
-                           + timedelta(milliseconds=1 + next(self.ticks) % 998))
+        # A write lands at a millisecond of its own within the org clock's current
+        # second, as Salesforce's stamps do; a run that starts at "now" leaves it to
+        # the next run.
+        return sf_datetime(self.now + timedelta(milliseconds=1 + next(self.ticks) % 998))
 
     def _touch(self, record: dict, by: str) -> None:
         stamp = self._stamp()
