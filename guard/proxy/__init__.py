@@ -172,6 +172,11 @@ def _describe() -> None:
         "X-Guard-Rerouted": {"description": "Recipients removed as rerouted.",
                              "schema": {"type": "integer"}},
     }
+    retry_key = {"name": "Idempotency-Key", "in": "header", "schema": {
+        "type": "string", "minLength": 1, "maxLength": 255},
+        "description": "A retry with the same key and body gets the first answer and sends "
+                       "nothing again; the same key with another body is a 409. Kept "
+                       "`GUARD_IDEMPOTENCY_HOURS` (24) per API key."}
     register_path("/v3/mail/send", {"post": {
         "operationId": "sendgridMailSend",
         "summary": "SendGrid v3 Mail Send, guarded.",
@@ -181,13 +186,14 @@ def _describe() -> None:
                        "`guard_sender`, `guard_campaign`, `guard_product`) or the key's "
                        "defaults. Scope: `send`.",
         "security": [{"bearer": []}],
+        "parameters": [retry_key],
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "$ref": "#/components/schemas/SendGridMail"}}}},
         "responses": {
             "202": {"description": "Accepted (what was allowed is forwarded).",
                     "headers": guard_headers},
             "400": sendgrid_error, "401": sendgrid_error, "403": sendgrid_error,
-            "413": sendgrid_error,
+            "409": sendgrid_error, "413": sendgrid_error,
         },
     }}, components={
         "SendGridErrors": {"type": "object", "properties": {"errors": {"type": "array", "items": {
@@ -235,17 +241,20 @@ def _describe() -> None:
                  "schema": {"type": "string"}},
                 {"name": "X-Guard-Purpose", "in": "header", "schema": {"type": "string"}},
                 {"name": "X-Guard-Sender", "in": "header", "schema": {"type": "string"}},
+                retry_key,
             ],
             "requestBody": {"required": True, "content": {
                 "application/x-www-form-urlencoded": {"schema": {
                     "type": "object", "required": ["To"],
                     "properties": {"To": {"type": "string"}, "From": {"type": "string"},
-                                   "Body": {"type": "string"}, "Url": {"type": "string"}}}}}},
+                                   "Body": {"type": "string"}, "Url": {"type": "string"},
+                                   "SendAt": {"type": "string", "format": "date-time"}}}}}},
             "responses": {
                 "201": {"description": "Created by Twilio, or held by the guard.",
                         "content": {"application/json": {"schema": {
                             "$ref": "#/components/schemas/TwilioResource"}}}},
                 "400": twilio_error, "401": twilio_error, "403": twilio_error,
+                "409": twilio_error, "415": twilio_error,
             },
         }})
 

@@ -33,6 +33,8 @@ from guard.proxy.idempotency import Answer
 bp = Blueprint("sendgrid", __name__)
 
 FIELDS = ("to", "cc", "bcc")
+# The index of the one recipient outside the personalizations: mail_settings.bcc.
+ARCHIVE = -1
 # custom_args keys that carry the attempt; personalization-level wins over message-level.
 GUARD_ARGS = {"guard_purpose": "purpose", "guard_sender": "sender",
               "guard_campaign": "campaign", "guard_product": "product"}
@@ -132,18 +134,33 @@ def read_recipients(body: Any) -> list[Recipient]:
             if not isinstance(addresses, list):
                 raise InvalidField(f"personalizations.{i}.{fld}", "must be an array")
             for j, address in enumerate(addresses):
-                where = f"personalizations.{i}.{fld}.{j}.email"
-                if not isinstance(address, Mapping) or not isinstance(address.get("email"), str):
-                    raise InvalidField(where, "an email address is required")
-                if not _valid_email(address["email"]):
-                    try:
-                        validate_email(address["email"], check_deliverability=False)
-                    except EmailNotValidError as exc:
-                        raise InvalidField(where, f"{address['email']!r} is not an email "
-                                                  f"address: {exc}") from None
+                _require_email(address, f"personalizations.{i}.{fld}.{j}.email")
                 check = {**attempt, "to": address["email"]}
                 recipients.append(Recipient(i, fld, address, check, args))
+    archive = (body.get("mail_settings") or {}).get("bcc") \
+        if isinstance(body.get("mail_settings"), Mapping) else None
+    if isinstance(archive, Mapping) and archive.get("enable") is not False \
+            and archive.get("email") is not None:
+        # The BCC mail setting copies every message to one more address: checked like any.
+        _require_email(archive, "mail_settings.bcc.email")
+        attempt = {"channel": "email", "template": template, "at": message_at,
+                   **{name: str(message_args[arg]) for arg, name in GUARD_ARGS.items()
+                      if message_args.get(arg) not in (None, "")}}
+        check = {**{k: v for k, v in attempt.items() if v is not None}, "to": archive["email"]}
+        recipients.append(Recipient(ARCHIVE, "mail_settings.bcc", archive, check, message_args))
     return recipients
+
+
+def _require_email(address: Any, where: str) -> None:
+    """Raise InvalidField naming ``where`` unless ``address`` holds a valid email address."""
+    if not isinstance(address, Mapping) or not isinstance(address.get("email"), str):
+        raise InvalidField(where, "an email address is required")
+    if not _valid_email(address["email"]):
+        try:
+            validate_email(address["email"], check_deliverability=False)
+        except EmailNotValidError as exc:
+            raise InvalidField(where, f"{address['email']!r} is not an email "
+                                      f"address: {exc}") from None
 
 
 def validate_attempts(policy, recipients: list[Recipient], defaults: Mapping[str, str]) -> None:
@@ -189,6 +206,8 @@ def rebuild(body: Mapping, keep: list[Recipient]) -> dict | None:
     """
     # Everything but the personalizations (rebuilt below) is copied, in the body's key order.
     out = {k: None if k == "personalizations" else copy.deepcopy(v) for k, v in body.items()}
+    if not any(r.index == ARCHIVE for r in keep) and isinstance(out.get("mail_settings"), dict):
+        out["mail_settings"].pop("bcc", None)
     personalizations = []
     for i, pers in enumerate(body["personalizations"]):
         mine = [r for r in keep if r.index == i]
@@ -221,7 +240,10 @@ def split(body: Mapping, recipients: list[Recipient], outcomes: list) -> Plan:
     for recipient, outcome in zip(recipients, outcomes, strict=True):
         if isinstance(outcome, InvalidField):
             raise outcome
-        sorted_by[outcome.verdict].append(Recipient(
+        # The archive copy goes with the mail or not at all: never held, never rerouted.
+        verdict = outcome.verdict if recipient.index != ARCHIVE or outcome.verdict == "allow" \
+            else "block"
+        sorted_by[verdict].append(Recipient(
             recipient.index, recipient.field, recipient.address, recipient.check,
             recipient.args, outcome))
     result.forward = body if _unchanged(body, recipients, result) else \
@@ -299,7 +321,7 @@ def _header_text(text: str) -> str:
     return text.encode("unicode_escape").decode("ascii")
 
 
-def _planned_route(recipient: Recipient) -> str:
+def planned_route(recipient: Recipient) -> str:
     """Say where a rerouted recipient goes, as far as is known before anything is sent."""
     target = dict(recipient.decision.reroute or {})
     channel = target.get("channel")
@@ -314,7 +336,7 @@ def _reroute(recipient: Recipient, key) -> str:
     """Carry a rerouted recipient on its new channel when the request allows; say what happened."""
     if dict(recipient.decision.reroute or {}).get("channel") == "sms":
         return f"sms ({_send_sms_instead(recipient, key)})"
-    return _planned_route(recipient)
+    return planned_route(recipient)
 
 
 def _send_sms_instead(recipient: Recipient, key) -> str:
@@ -342,7 +364,7 @@ def _send_sms_instead(recipient: Recipient, key) -> str:
         return f"reported: {exc.detail}"
 
 
-def _answer(result: Plan, routes: list[str]) -> Answer:
+def answer(result: Plan, routes: list[str]) -> Answer:
     """Build SendGrid's 202 with the guard's headers; ``routes`` says where each reroute went."""
     headers = {"X-Guard-Decisions": ",".join(result.decision_ids),
                "X-Guard-Blocked": str(len(result.blocked)),
@@ -402,10 +424,10 @@ def mail_send() -> Response:
         result = split(body, recipients, outcomes)
         claim = None if result.forward is None else \
             box.start_sending_in(conn, _sending_item(result, message_key, key))
-        answer = _answer(result, [_planned_route(r) for r in result.rerouted])
-        answers.remember_in(conn, claimed, answer, decision_ids=result.decision_ids,
+        first = answer(result, [planned_route(r) for r in result.rerouted])
+        answers.remember_in(conn, claimed, first, decision_ids=result.decision_ids,
                             outbox_id=claim.id if claim else None)
-        stored.update(plan=result, claim=claim, answer=answer,
+        stored.update(plan=result, claim=claim, answer=first,
                       held=box.hold_all_in(conn, _held_items(body, result, message_key, key)))
 
     try:
@@ -414,7 +436,7 @@ def mail_send() -> Response:
     except idempotency.AlreadyAnswered:
         return answers.replay(claimed).response()
     result: Plan = stored["plan"]
-    answer = final = stored["answer"]
+    first = final = stored["answer"]
     claim = stored["claim"]
     outcome = proxy.deliver(claim, defer=True)[1] if claim is not None else None
     if outcome is not None and outcome.state == "rejected":
@@ -425,8 +447,8 @@ def mail_send() -> Response:
         final = Answer(reply.status, {}, reply.body.decode("utf-8", "replace"),
                        reply.headers.get("Content-Type", "application/json"))
     elif any(dict(r.decision.reroute or {}).get("channel") == "sms" for r in result.rerouted):
-        final = _answer(result, [_reroute(r, key) for r in result.rerouted])
-    answers.complete(claimed, answer, final)
+        final = answer(result, [_reroute(r, key) for r in result.rerouted])
+    answers.complete(claimed, first, final)
     response = final.response()
     # The delivered send's row is settled once the caller has its answer.
     response.call_on_close(box.settle_deferred)
