@@ -41,6 +41,8 @@ DEFAULTS: dict[str, Any] = {
     "INBOX_RETENTION_DAYS": 7,
     # Dry-run decisions (screens, checks with commit false) are purged after this many days.
     "DRY_RUN_RETENTION_DAYS": 30,
+    # How long the answer to a provider request with an Idempotency-Key is kept (hours).
+    "IDEMPOTENCY_HOURS": 24,
     # Largest HubSpot webhook body; HubSpot sends at most 100 events (a few dozen KiB).
     "HUBSPOT_WEBHOOK_MAX_BYTES": 1024 * 1024,
     "JSON_SORT_KEYS": False,
@@ -50,9 +52,7 @@ DEFAULTS: dict[str, Any] = {
 _TEXT = ("DATABASE_URL", "POLICY", "ADMIN_KEY", "ERASURE_SALT")
 _INTEGERS = ("MAX_CONTENT_LENGTH", "SCREEN_MAX_RECIPIENTS", "EVENTS_MAX_BATCH", "SCREEN_CHUNK",
              "CHECK_LANES", "OUTBOX_RETENTION_DAYS", "INBOX_RETENTION_DAYS",
-             "DRY_RUN_RETENTION_DAYS", "HUBSPOT_WEBHOOK_MAX_BYTES")
-# An answer kept under an Idempotency-Key names its outbox row for this long (hours).
-IDEMPOTENCY_HOURS = 24
+             "DRY_RUN_RETENTION_DAYS", "HUBSPOT_WEBHOOK_MAX_BYTES", "IDEMPOTENCY_HOURS")
 
 
 # The bootstrap admin key opens everything: at least this long, so it cannot be guessed
@@ -127,8 +127,8 @@ def normalise(config: dict[str, Any]) -> None:
         if number <= 0:
             raise ConfigurationError(f"GUARD_{key}: must be positive, got {number}")
         config[key] = number
-    window = config.get("IDEMPOTENCY_HOURS", IDEMPOTENCY_HOURS)
-    if isinstance(window, int) and config["OUTBOX_RETENTION_DAYS"] * 24 < window:
+    window = config["IDEMPOTENCY_HOURS"]
+    if config["OUTBOX_RETENTION_DAYS"] * 24 < window:
         raise ConfigurationError(
             f"GUARD_OUTBOX_RETENTION_DAYS: must cover the {window}-hour Idempotency-Key "
             f"window, got {config['OUTBOX_RETENTION_DAYS']} days")

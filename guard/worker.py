@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from guard import flags, keys, proxy
-from guard.db import hook_inbox, ledger
+from guard.db import hook_inbox, idempotency_keys, ledger
 from guard.errors import InvalidField
 from guard.outbox import DROPPED, FINISHED, Claim, Outbox, outbox
 from policies.model import VERDICT_RANK
@@ -60,6 +60,8 @@ RETENTION: list[Retention] = [
     Retention("webhook inbox", hook_inbox, (hook_inbox.c.processed_at,), "INBOX_RETENTION_DAYS"),
     Retention("dry runs", ledger, (ledger.c.created_at,), "DRY_RUN_RETENTION_DAYS",
               where=(ledger.c.committed == sa.false(),)),
+    Retention("idempotency answers", idempotency_keys, (idempotency_keys.c.created_at,),
+              "IDEMPOTENCY_HOURS", unit=HOUR),
 ]
 
 

@@ -38,7 +38,6 @@ class ProxySettings:
     forward_retry_after_max: float = 30.0
     outbox_lease_seconds: float = 300.0
     outbox_retry_seconds: float = 30.0
-    idempotency_hours: float = 24.0
     idempotency_wait: float = 30.0
 
 
@@ -49,7 +48,6 @@ _NUMBERS = {
     "FORWARD_RETRY_AFTER_MAX": float,
     "OUTBOX_LEASE_SECONDS": float,
     "OUTBOX_RETRY_SECONDS": float,
-    "IDEMPOTENCY_HOURS": float,
     "IDEMPOTENCY_WAIT": float,
 }
 _TEXTS = ("SENDGRID_URL", "SENDGRID_API_KEY", "TWILIO_URL", "TWILIO_ACCOUNT_SID",
@@ -140,7 +138,7 @@ def init_app(app: Flask) -> None:
     app.extensions["guard.answers"] = Answers(
         app.extensions["guard.engine"], app.extensions["guard.outbox"],
         clock=getattr(app.extensions.get("guard"), "clock", None),
-        keep=timedelta(hours=conf.idempotency_hours), wait=conf.idempotency_wait,
+        wait=conf.idempotency_wait,
     )
     warn = app.config.get("WARN_MISSING_PROVIDERS", True)
     if warn and not conf.sendgrid_api_key:

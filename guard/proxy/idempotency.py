@@ -25,7 +25,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from flask import Response, request
@@ -114,13 +114,11 @@ class Answers:
     """The stored answers of requests that carried an Idempotency-Key."""
 
     def __init__(self, engine: Engine, box: Outbox, *,
-                 clock: Callable[[], datetime] | None = None,
-                 keep: timedelta = timedelta(hours=24), wait: float = 30.0,
+                 clock: Callable[[], datetime] | None = None, wait: float = 30.0,
                  poll: float = 0.05):
         self.engine = engine
         self.box = box
         self.clock = clock or (lambda: datetime.now(UTC))
-        self.keep = keep
         self.wait = wait
         self.poll = poll
 
@@ -184,20 +182,3 @@ class Answers:
                 idempotency_keys.c.key_id == claimed.key_id,
                 idempotency_keys.c.key_hash == claimed.key_hash,
             ).values(response=final.to_dict(), outbox_id=None))
-
-    def purge(self, *, batch: int = 1000) -> int:
-        """Forget answers older than ``keep``, ``batch`` at a time; return how many went."""
-        cutoff = self.clock() - self.keep
-        gone = 0
-        while True:
-            with self.engine.begin() as conn:
-                keys = conn.execute(
-                    sa.select(idempotency_keys.c.key_id, idempotency_keys.c.key_hash)
-                    .where(idempotency_keys.c.created_at < cutoff).limit(batch)).all()
-                for key_id, key_hash in keys:
-                    conn.execute(idempotency_keys.delete().where(
-                        idempotency_keys.c.key_id == key_id,
-                        idempotency_keys.c.key_hash == key_hash))
-            gone += len(keys)
-            if len(keys) < batch:
-                return gone
