@@ -225,6 +225,8 @@ def delete_touch(conn: Connection, key: str) -> None:
 # was offered (campaign, template, product), nor the reasons' messages and evidence, which
 # name the address and the person's facts.
 _KEPT_OF_FINDING = ("rule", "kind", "effect")
+# What a kept reason says in place of its message (the decision keeps the SPEC §4 shape).
+ERASED_MESSAGE = "Not kept: the recipient exercised the right to erasure."
 _KEPT_OF_ATTEMPT = ("channel", "purpose", "sender", "at")
 _REDACT = sa.update(ledger).where(ledger.c.id == sa.bindparam("row_id")).values(
     attempt=sa.bindparam("kept_attempt", type_=ledger.c.attempt.type),
@@ -239,7 +241,8 @@ def redacted_decision(decision: Mapping | None) -> dict | None:
         return None
 
     def bare(findings: Any) -> list[dict]:
-        return [{name: f.get(name) for name in _KEPT_OF_FINDING}
+        return [{**{name: f.get(name) for name in _KEPT_OF_FINDING},
+                 "message": ERASED_MESSAGE, "evidence": []}
                 for f in findings or () if isinstance(f, Mapping)]
 
     return {"decision_id": decision.get("decision_id"), "verdict": decision.get("verdict"),

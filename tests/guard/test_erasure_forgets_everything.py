@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from guard.db import hook_inbox, idempotency_keys, ledger
 from guard.forward import SENT, Outcome
 from guard.identity import Ref, erasure_hash
+from guard.ledger import ERASED_MESSAGE
 from guard.outbox import DONE_SENT, Item, Outbox, outbox
 
 from .conftest import NOW, accepted, person
@@ -131,7 +132,8 @@ def test_the_audit_trail_keeps_verdict_rules_time_and_policy_version(store, engi
         assert [r["rule"] for r in kept["reasons"]] == list(decided.rules)
         assert kept["policy_version"] == decided.policy_version
         assert kept["erased"] is True
-        assert all("message" not in r and "evidence" not in r for r in kept["reasons"])
+        assert all((r["message"], r["evidence"]) == (ERASED_MESSAGE, [])
+                   for r in kept["reasons"])
         assert kept["attempt"]["channel"] == decided_channel(decided, anna)
     after = store.decision(anna["before"][0].decision_id)
     assert after["at"] == before["at"]
