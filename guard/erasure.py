@@ -23,6 +23,8 @@ from hashlib import sha256
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from guard import ledger as contact_ledger
@@ -55,6 +57,7 @@ _PAGE = 500
 # Fields of a HubSpot webhook event that name the record it is about.
 _OBJECT_FIELDS = ("objectId", "primaryObjectId", "mergedObjectIds", "newObjectId")
 _REDACTED_ERROR = "redacted: named a person who exercised the right to erasure"
+_INSERT = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,10 @@ def adopt_key(conn: Connection, state: KeyState, key: bytes | None, *,
     key itself or the salt of a store that never erased anyone.
     """
     if key is not None and state.check is None and (state.erased or erasing):
-        conn.execute(sa.insert(settings).values(name=KEY_CHECK, value=check_value(key)))
+        # Two processes adopting the same key at once write the same row: one of them is kept.
+        insert = _INSERT[conn.dialect.name](settings).on_conflict_do_nothing(
+            index_elements=["name"])
+        conn.execute(insert.values(name=KEY_CHECK, value=check_value(key)))
     if state.stored_salt is not None:
         conn.execute(sa.delete(settings).where(settings.c.name == STORED_SALT))
 
@@ -161,8 +167,9 @@ def erase_person(conn: Connection, person_id: str, key: bytes, now: datetime,
     decision_ids = set(contact_ledger.redact_person(conn, person_id))
     decision_ids.update(contact_ledger.redact_recipients(
         conn, {ref.value: erased_recipient(key, ref) for ref in refs}))
-    outbox.forget(conn, decision_ids, _recognise(addresses, region))
-    forget_deliveries(conn, crm_ids, addresses)
+    theirs = _recognise(addresses, region)
+    outbox.forget(conn, decision_ids, theirs)
+    forget_deliveries(conn, crm_ids, addresses, theirs)
     forget_answers(conn, decision_ids)
     erased = Profile(id=person_id, erased=True)
     conn.execute(sa.update(people).where(people.c.id == person_id).values(
@@ -189,11 +196,13 @@ def _recognise(addresses: Collection[str], region: str | None) -> Callable[[str]
 
 
 def forget_deliveries(conn: Connection, crm_ids: Mapping[str, Collection[str]],
-                      addresses: Collection[str]) -> int:
+                      addresses: Collection[str], theirs: Callable[[str], bool]) -> int:
     """Take an erased person's events out of the stored webhook deliveries; return rows changed.
 
-    A delivery processed already is deleted if it named them; one still
-    waiting keeps its other events (the person's would be refused anyway).
+    An event is theirs when it is about one of their ``crm_ids`` or holds a
+    value ``theirs`` recognises as one of their ``addresses``. A delivery
+    processed already is deleted if it named them; one still waiting keeps
+    its other events (the person's would be refused anyway).
     """
     wanted = {a.lower() for a in addresses}
     changed = 0
@@ -209,7 +218,7 @@ def forget_deliveries(conn: Connection, crm_ids: Mapping[str, Collection[str]],
         for row in rows:
             ids = {str(i) for i in crm_ids.get(row.system, ())}
             events = row.payload if isinstance(row.payload, list) else [row.payload]
-            kept = [e for e in events if not _names(e, ids, wanted)]
+            kept = [e for e in events if not _names(e, ids, theirs)]
             error = row.error
             if error and any(a in error.lower() for a in wanted):
                 error = _REDACTED_ERROR
@@ -223,8 +232,8 @@ def forget_deliveries(conn: Connection, crm_ids: Mapping[str, Collection[str]],
                              .values(payload=kept, error=error))
 
 
-def _names(event: Any, ids: set[str], addresses: set[str]) -> bool:
-    """Say whether a webhook event is about one of ``ids`` or holds one of ``addresses``."""
+def _names(event: Any, ids: set[str], theirs: Callable[[str], bool]) -> bool:
+    """Say whether a webhook event is about one of ``ids`` or holds an address of theirs."""
     if not isinstance(event, Mapping):
         return False
     for name in _OBJECT_FIELDS:
@@ -232,7 +241,7 @@ def _names(event: Any, ids: set[str], addresses: set[str]) -> bool:
         for one in value if isinstance(value, list) else [value]:
             if one is not None and str(one) in ids:
                 return True
-    return any(isinstance(v, str) and v.strip().lower() in addresses for v in event.values())
+    return any(isinstance(v, str) and theirs(v) for v in event.values())
 
 
 def forget_answers(conn: Connection, decision_ids: Collection[str]) -> int:

@@ -264,12 +264,18 @@ class Guard:
         A store that kept its own salt (before the key had to live outside it)
         loses that copy here, once the key configured is that salt.
         """
-        with self.engine.begin() as conn:
+        with read_only(self.engine.connect()) as conn:
             state = erasure.key_state(conn)
-            problem = erasure.key_problem(state, self._erasure_key)
-            if problem:
-                raise ConfigurationError(f"{erasure.SETTING}: {problem}")
-            erasure.adopt_key(conn, state, self._erasure_key)
+        problem = erasure.key_problem(state, self._erasure_key)
+        if problem:
+            raise ConfigurationError(f"{erasure.SETTING}: {problem}")
+        if state.stored_salt is not None or (
+                self._erasure_key is not None and state.erased and state.check is None):
+            with self.engine.begin() as conn:
+                # Read again under the write lock: another process may have adopted it.
+                state = erasure.key_state(conn)
+                if erasure.key_problem(state, self._erasure_key) is None:
+                    erasure.adopt_key(conn, state, self._erasure_key)
 
     # -- checks -----------------------------------------------------------------------
 
