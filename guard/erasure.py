@@ -16,6 +16,7 @@ of letting erased people back in.
 from __future__ import annotations
 
 import hmac
+import json
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -245,7 +246,12 @@ def _names(event: Any, ids: set[str], theirs: Callable[[str], bool]) -> bool:
 
 
 def forget_answers(conn: Connection, decision_ids: Collection[str]) -> int:
-    """Delete the stored idempotent answers that hold any of ``decision_ids``; return how many."""
+    """Strip the person from stored idempotent answers holding ``decision_ids``; count them.
+
+    The answer itself stays, so a retry of that request still sends nothing again
+    to the others it went to: only what names the person goes (the reroute header,
+    and every field of a provider's JSON answer but its ids and status).
+    """
     wanted = set(decision_ids)
     if not wanted:
         return 0
@@ -254,15 +260,34 @@ def forget_answers(conn: Connection, decision_ids: Collection[str]) -> int:
     after: tuple[str, str] = ("", "")
     while True:
         rows = conn.execute(
-            sa.select(*pk, idempotency_keys.c.decision_ids)
+            sa.select(*pk, idempotency_keys.c.decision_ids, idempotency_keys.c.response)
             .where(sa.tuple_(*pk) > sa.tuple_(*map(sa.literal, after)))
             .order_by(*pk).limit(_PAGE)).all()
         if not rows:
             break
         after = (rows[-1].key_id, rows[-1].key_hash)
-        theirs += [(r.key_id, r.key_hash) for r in rows
-                   if wanted.intersection((r.decision_ids or "").split())]
-    for key_id, key_hash in theirs:
-        conn.execute(idempotency_keys.delete().where(idempotency_keys.c.key_id == key_id,
-                                                     idempotency_keys.c.key_hash == key_hash))
+        theirs += [r for r in rows if wanted.intersection((r.decision_ids or "").split())]
+    for row in theirs:
+        conn.execute(idempotency_keys.update().where(
+            idempotency_keys.c.key_id == row.key_id, idempotency_keys.c.key_hash == row.key_hash,
+        ).values(response=_without_person(row.response)))
     return len(theirs)
+
+
+# What a provider's answer keeps once its recipient is erased: what identifies the
+# message or call and its state, nothing about the person.
+_ANSWER_FIELDS = ("sid", "account_sid", "status", "code", "more_info", "api_version",
+                  "direction", "uri", "date_created")
+
+
+def _without_person(response: Mapping) -> dict:
+    """Return a stored answer without the headers and body fields that name its recipient."""
+    headers = {k: v for k, v in (response.get("headers") or {}).items()
+               if k != "X-Guard-Rerouted-To"}
+    try:
+        body = json.loads(response.get("body") or "")
+    except ValueError:
+        body = None
+    kept = json.dumps({k: v for k, v in body.items() if k in _ANSWER_FIELDS}) \
+        if isinstance(body, dict) else ""
+    return {**response, "headers": headers, "body": kept}

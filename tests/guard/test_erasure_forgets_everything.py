@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -88,11 +89,18 @@ def anna(store, engine):
         ])
         conn.execute(sa.insert(idempotency_keys), [
             {"key_id": "key_1", "key_hash": "h-anna", "fingerprint": "f", "outbox_id": None,
-             "response": {"to": [EMAIL, OTHER]}, "created_at": NOW,
-             "decision_ids": f"{olaf.decision_id} {known.decision_id}"},
+             "response": {"status": 202, "body": "", "content_type": None, "headers": {
+                 "X-Guard-Blocked": "0", "X-Guard-Rerouted-To": f"{EMAIL} -> owner oem"}},
+             "created_at": NOW, "decision_ids": f"{olaf.decision_id} {known.decision_id}"},
+            {"key_id": "key_1", "key_hash": "h-anna-sms", "fingerprint": "f", "outbox_id": None,
+             "response": {"status": 201, "content_type": "application/json", "headers": {},
+                          "body": json.dumps({"sid": "SM1", "status": "queued", "to": PHONE,
+                                              "body": f"Hello {NAME}"})},
+             "created_at": NOW, "decision_ids": known.decision_id},
             {"key_id": "key_1", "key_hash": "h-olaf", "fingerprint": "f", "outbox_id": None,
-             "response": {"to": [OTHER]}, "created_at": NOW,
-             "decision_ids": olaf.decision_id},
+             "response": {"status": 202, "body": "", "content_type": None, "headers": {
+                 "X-Guard-Rerouted-To": f"{OTHER} -> owner oem"}},
+             "created_at": NOW, "decision_ids": olaf.decision_id},
         ])
     return {"before": before, "known": known, "sms": sms, "olaf": olaf}
 
@@ -110,7 +118,8 @@ def test_what_others_share_with_an_erased_person_stays_theirs(store, engine, ann
 
     with engine.connect() as conn:
         rows = {r.idempotency_key: r for r in conn.execute(sa.select(outbox)).all()}
-        answers = conn.execute(sa.select(idempotency_keys.c.key_hash)).scalars().all()
+        answers = dict(conn.execute(sa.select(idempotency_keys.c.key_hash,
+                                              idempotency_keys.c.response)).all())
         [pending] = conn.execute(sa.select(hook_inbox.c.payload)).scalars().all()
     assert sorted(rows) == ["olaf-only", "shared"]
     shared = rows["shared"]
@@ -118,8 +127,12 @@ def test_what_others_share_with_an_erased_person_stays_theirs(store, engine, ann
     assert [p["to"] for p in shared.payload["personalizations"]] == [
         [{"email": OTHER, "name": "Olaf"}]]
     assert shared.payload["content"][0]["value"] == "Spring is here."
-    # The answer that named her goes whole (it cannot be cut apart); Olaf's own stays.
-    assert answers == ["h-olaf"]
+    # Answers that named her stay, without her, so a retry still sends nothing again to
+    # the others; Olaf's own is untouched.
+    assert sorted(answers) == ["h-anna", "h-anna-sms", "h-olaf"]
+    assert answers["h-anna"]["headers"] == {"X-Guard-Blocked": "0"}
+    assert json.loads(answers["h-anna-sms"]["body"]) == {"sid": "SM1", "status": "queued"}
+    assert answers["h-olaf"]["headers"] == {"X-Guard-Rerouted-To": f"{OTHER} -> owner oem"}
     assert pending == [{"objectId": 777, "subscriptionType": "contact.creation"}]
 
 
