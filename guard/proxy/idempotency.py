@@ -122,6 +122,12 @@ class Answers:
         self.wait = wait
         self.poll = poll
 
+    def arrive(self, key_id: str) -> tuple[bytes, Claimed | None, Answer | None]:
+        """Read the request's body and key; return them with the stored answer, if any."""
+        raw = request.get_data()
+        claimed = presented(key_id, raw)
+        return raw, claimed, self.replay(claimed)
+
     def _read(self, conn: Connection, claimed: Claimed):
         return conn.execute(sa.select(idempotency_keys).where(
             idempotency_keys.c.key_id == claimed.key_id,

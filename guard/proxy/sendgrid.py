@@ -401,10 +401,8 @@ def _held_items(body: Mapping, result: Plan, message_key: str, key) -> list[Item
 def mail_send() -> Response:
     """Check, split and forward a SendGrid Mail Send request."""
     key = authenticate_request("send")
-    raw = request.get_data()
-    claimed = idempotency.presented(key.id, raw)
     answers = proxy.answers()
-    replayed = answers.replay(claimed)
+    raw, claimed, replayed = answers.arrive(key.id)
     if replayed is not None:
         return replayed.response()
     body = _read_body(raw)

@@ -269,10 +269,8 @@ def _error_answer(status: int, message: str, code: int, headers: Mapping[str, st
 
 def _create(resource: str, account: str) -> Response:
     key = authenticate_request("send")
-    raw = request.get_data()
-    claimed = idempotency.presented(key.id, raw)
     answers = proxy.answers()
-    replayed = answers.replay(claimed)
+    raw, claimed, replayed = answers.arrive(key.id)
     if replayed is not None:
         return replayed.response()
     fields = read_form(raw)
