@@ -11,7 +11,7 @@ FIGURES = {"store_growth_ratio": ("×", Target("<=", 1.3))}
 
 def measure(size) -> list[Figure]:
     """Check the same number of attempts against a small and a large SQLite store, alternately."""
-    from guard.service import Guard
+    from guard.checks.service import Guard
     from policies import default_policy_path, load_policy
 
     policy = load_policy(default_policy_path())

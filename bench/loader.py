@@ -52,8 +52,9 @@ def template_store(policy, people: int = TEMPLATE_PEOPLE) -> Engine:
 
 def ingest_template(directory: Path, people: int, policy) -> Engine:
     """Ingest the first ``people`` of the population into a fresh SQLite store."""
-    from guard.db import make_engine, upgrade
-    from guard.service import Guard
+    from guard.checks.service import Guard
+    from guard.store.engine import make_engine
+    from guard.store.migrate import upgrade
 
     engine = make_engine(f"sqlite:///{directory / 'template.db'}")
     upgrade(engine)
@@ -78,7 +79,8 @@ def _ingest(guard, batch: list[dict]) -> None:
 @contextmanager
 def store(backend: str) -> Iterator[Engine]:
     """Yield an empty, migrated store on ``backend`` (sqlite or postgresql); remove it after."""
-    from guard.db import make_engine, upgrade
+    from guard.store.engine import make_engine
+    from guard.store.migrate import upgrade
 
     if backend == "sqlite":
         with tempfile.TemporaryDirectory(prefix="bench-") as directory:
@@ -218,8 +220,8 @@ def _replicate_sqlite(template: Engine, target: Engine, people: int) -> None:
 
 
 def _replicate_rows(template: Engine, target: Engine, people: int) -> None:
-    from guard.db import accounts, campaigns, identities, ledger
-    from guard.db import people as people_table
+    from guard.store.tables import accounts, campaigns, identities, ledger
+    from guard.store.tables import people as people_table
 
     with template.connect() as conn:
         persons = [dict(r) for r in conn.execute(sa.select(people_table)).mappings()]

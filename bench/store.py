@@ -86,7 +86,7 @@ def measure(size) -> list[Figure]:
 
 def _guard(engine, policy):
     from guard import freeze_start_up_heap
-    from guard.service import Guard
+    from guard.checks.service import Guard
 
     guard = Guard(engine, policy, clock=lambda: EPOCH)
     freeze_start_up_heap()  # as create_app does in every served process
@@ -140,7 +140,7 @@ def parallel_checks(url: str, people: int, count: int) -> float:
 
 
 def _check_from_process(url: str, people: int, count: int, seed: int, warm, ends) -> None:
-    from guard.db import make_engine
+    from guard.store.engine import make_engine
     from policies import default_policy_path, load_policy
 
     engine = make_engine(url)
@@ -166,7 +166,7 @@ def _check_all(guard, bodies: list[dict]) -> None:
 
 def commit_floor(engine, count: int) -> int:
     """Return how many one-row write transactions per second the store commits."""
-    from guard.db import settings
+    from guard.store.tables import settings
 
     with engine.begin() as conn:
         conn.execute(sa.insert(settings).values(name="bench", value="0"))

@@ -27,7 +27,7 @@ COMPANY_EVERY, DEAL_EVERY, CASE_EVERY, CALL_EVERY = 20, 4, 10, 2
 
 def measure(size) -> list[Figure]:
     """Sync each fake CRM into a fresh store; report records per second for each."""
-    from guard.service import Guard
+    from guard.checks.service import Guard
     from policies import default_policy_path, load_policy
 
     policy = load_policy(default_policy_path())
@@ -80,7 +80,7 @@ def resync(guard, make) -> float:
     import sqlalchemy as sa
 
     from guard import crm
-    from guard.crm import sync_bookmarks
+    from guard.store.tables import sync_bookmarks
 
     connector = make()
     with guard.engine.begin() as conn:

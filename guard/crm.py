@@ -25,35 +25,23 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from connectors.base import Batch, Connector, FlagUpdate, OwnerTask, SyncSummary
-from guard.db import erasure_notices, hook_inbox, metadata, owner_tasks, people, read_only
+from guard.checks.flags import DO_NOT_CONTACT, ERASED
+from guard.checks.service import TASK_OPEN
 from guard.errors import GuardError, InvalidField, TooLarge, Unauthorized
-from guard.flags import DO_NOT_CONTACT, ERASED
-from guard.openapi import PROBLEMS, problem, register_path
-from guard.service import TASK_OPEN
+from guard.http.openapi import PROBLEMS, problem, register_path
+from guard.services import services
+from guard.store.engine import read_only
+from guard.store.tables import (
+    crm_writes,
+    erasure_notices,
+    hook_inbox,
+    owner_tasks,
+    people,
+    sync_bookmarks,
+)
 from policies.model import parse_datetime
 
 log = logging.getLogger(__name__)
-_TIME = sa.DateTime(timezone=True)
-
-sync_bookmarks = sa.Table(
-    "sync_bookmarks",
-    metadata,
-    sa.Column("connector", sa.String(32), primary_key=True),
-    sa.Column("stream", sa.String(64), primary_key=True),
-    sa.Column("value", sa.JSON, nullable=False),
-    sa.Column("updated_at", _TIME, nullable=False),
-)
-
-# What the guard last wrote to each CRM record, so unchanged flags are never rewritten.
-crm_writes = sa.Table(
-    "crm_writes",
-    metadata,
-    sa.Column("system", sa.String(32), primary_key=True),
-    sa.Column("record_id", sa.String(64), primary_key=True),
-    sa.Column("flags_hash", sa.String(64), nullable=False),
-    sa.Column("written_at", _TIME, nullable=False),
-)
-
 SYSTEMS = ("salesforce", "hubspot")
 # The pseudo-stream under which each CRM's flag write-back watermark is kept.
 FLAGS_STREAM = "guard:flags"
@@ -418,7 +406,7 @@ def hubspot_hook():
         payload = None
     if not isinstance(payload, list):
         raise InvalidField("body", "expected a JSON array of HubSpot webhook events")
-    engine = current_app.extensions["guard"].engine
+    engine = services().guard.engine
     with engine.begin() as conn:
         conn.execute(_STORE_DELIVERY[engine.dialect.name].values(
             system="hubspot", payload=payload, received_at=_now(), attempts=0,
@@ -522,7 +510,7 @@ class CrmJob:
         self.__name__ = f"crm:{system}"
 
     def __call__(self, app: Flask) -> None:
-        guard = app.extensions["guard"]
+        guard = services(app).guard
         if self.connector is None:
             try:
                 self.connector = self.factory()

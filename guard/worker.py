@@ -20,10 +20,13 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask
 
-from guard import flags, keys, proxy
-from guard.db import hook_inbox, idempotency_keys, ledger
+from guard.checks import flags
 from guard.errors import InvalidField
-from guard.outbox import DROPPED, FINISHED, Claim, Outbox, outbox
+from guard.http import keys
+from guard.proxy import delivery
+from guard.proxy.outbox import DROPPED, FINISHED, Claim, Outbox
+from guard.services import services
+from guard.store.tables import hook_inbox, idempotency_keys, ledger, outbox
 from policies.model import VERDICT_RANK
 
 log = logging.getLogger(__name__)
@@ -87,7 +90,7 @@ def purge(engine: sa.Engine, rule: Retention, now: datetime, *, keep: float,
 
 def purge_expired(app: Flask) -> None:
     """Purge every table's rows past their retention setting (see RETENTION)."""
-    guard = app.extensions["guard"]
+    guard = services(app).guard
     now = guard.clock()
     for rule in RETENTION:
         deleted = purge(guard.engine, rule, now, keep=app.config[rule.setting])
@@ -97,7 +100,7 @@ def purge_expired(app: Flask) -> None:
 
 def refresh_flags(app: Flask) -> None:
     """Recompute flags that ran out (a cool-down or contract ended) or a new policy changes."""
-    guard = app.extensions["guard"]
+    guard = services(app).guard
     changed = flags.refresh_lapsed(guard.engine, guard.policy, guard.clock())
     if changed:
         log.info("flags refreshed for %d people whose flags ran out", changed)
@@ -114,7 +117,7 @@ JOBS: list[Callable[[Flask], Any]] = [refresh_flags, purge_expired]
 
 def _recheck(app: Flask, box: Outbox, claim: Claim) -> Claim | None:
     """Check a deferred row again; return the claim to send, or None if it is not to be sent."""
-    guard = app.extensions["guard"]
+    guard = services(app).guard
     settled: dict[str, Claim | None] = {}
 
     def settle(conn, outcomes: list) -> None:
@@ -149,13 +152,13 @@ def release_one(app: Flask, exclude: set[str] | None = None) -> str | None:
     Rows in ``exclude`` (already tried in this cycle) wait for the next cycle, so a
     provider that keeps failing is not hammered in a loop.
     """
-    box: Outbox = app.extensions["guard.outbox"]
+    box: Outbox = services(app).outbox
     claim = box.claim_due(exclude or ())
     if claim is None:
         return None
     if exclude is not None:
         exclude.add(claim.id)
-    revoked = keys.revocation(app.extensions["guard.engine"], claim.key_id)
+    revoked = keys.revocation(services(app).engine, claim.key_id)
     if revoked:
         box.drop(claim, revoked, [])
         return DROPPED
@@ -166,14 +169,14 @@ def release_one(app: Flask, exclude: set[str] | None = None) -> str | None:
         claim = checked
     if not box.begin_send(claim):
         return "lost"
-    status, _ = proxy.deliver(claim, app=app)
+    status, _ = delivery.deliver(claim, app=app)
     return status
 
 
 def release_due(app: Flask, *, limit: int = 1000,
                 stop: threading.Event | None = None) -> Counter:
     """Release due outbox rows one at a time until none is due; count the results."""
-    box: Outbox = app.extensions["guard.outbox"]
+    box: Outbox = services(app).outbox
     counts: Counter = Counter({k: v for k, v in box.recover_stale().items() if v})
     tried: set[str] = set()
     for _ in range(limit):

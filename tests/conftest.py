@@ -9,7 +9,8 @@ from urllib.parse import quote
 import pytest
 import sqlalchemy as sa
 
-from guard.db import make_engine, upgrade
+from guard.store.engine import make_engine
+from guard.store.migrate import upgrade
 
 # The erasure key every test store's Guard uses unless a test says otherwise (the service
 # reads GUARD_ERASURE_SALT from the environment; it never lives in the store).
@@ -84,6 +85,6 @@ def policy():
 @pytest.fixture
 def guard(engine, policy):
     """The Guard façade on the migrated store with the shipped policy."""
-    from guard.service import Guard
+    from guard.checks.service import Guard
 
     return Guard(engine, policy)

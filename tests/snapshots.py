@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from guard.db import accounts, identities, ledger, people, records
+from guard.store.tables import accounts, identities, ledger, people, records
 from policies.model import parse_datetime
 
 

@@ -6,7 +6,7 @@ import click
 
 from guard.cli.service import _guard, _store_errors
 from guard.errors import InvalidField
-from guard.keys import SCOPES
+from guard.http.keys import SCOPES
 
 # The option that sets each field ``keys.new_key`` may name in an error.
 _OPTIONS = {"name": "--name", "scopes": "--scope", "sender": "--sender",
@@ -34,7 +34,7 @@ def keys_group() -> None:
 def keys_create(name: str, scopes: tuple[str, ...], sender: str | None, purpose: str | None,
                 senders: tuple[str, ...], purposes: tuple[str, ...]) -> None:
     """Create an API key and print it once (only its hash is stored)."""
-    from guard import keys
+    from guard.http import keys
 
     guard = _guard()
     try:
@@ -58,7 +58,7 @@ def keys_create(name: str, scopes: tuple[str, ...], sender: str | None, purpose:
 @_store_errors
 def keys_list() -> None:
     """List every key: id, name, scopes, defaults, limits, and when it was revoked."""
-    from guard import keys
+    from guard.http import keys
 
     found = keys.list_keys(_guard().engine)
     if not found:
@@ -83,7 +83,7 @@ def keys_revoke(key_id: str) -> None:
     Other processes stop accepting it within 5 seconds. Revoking key_admin
     (GUARD_ADMIN_KEY) keeps that value revoked: set a new one before the next start.
     """
-    from guard import keys
+    from guard.http import keys
 
     revoked = keys.revoke_key(_guard().engine, key_id)
     click.echo(f"Revoked {revoked['id']} ({revoked['name']}) at {revoked['revoked_at']}.")

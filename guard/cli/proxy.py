@@ -9,6 +9,12 @@ import click
 from guard.cli.service import service_app
 
 
+def _outbox():
+    from guard.services import services
+
+    return services(service_app()).outbox
+
+
 @click.command()
 @click.option("--once", is_flag=True, help="Release what is due, run the jobs once, and exit.")
 @click.option("--interval", default=5.0, show_default=True, type=click.FloatRange(min=0.01),
@@ -39,7 +45,7 @@ def outbox() -> None:
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1))
 def outbox_list(status: str | None, limit: int) -> None:
     """List outbox rows, newest first, with counts per status."""
-    box = service_app().extensions["guard.outbox"]
+    box = _outbox()
     counts = box.counts()
     click.echo(" ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "outbox is empty")
     for row in box.rows(status, limit):
@@ -52,7 +58,7 @@ def outbox_list(status: str | None, limit: int) -> None:
 @click.argument("row_id")
 def outbox_retry(row_id: str) -> None:
     """Send an unknown or rejected row again (after checking the provider did not send it)."""
-    if not service_app().extensions["guard.outbox"].retry(row_id):
+    if not _outbox().retry(row_id):
         raise click.ClickException(f"{row_id}: no unknown or rejected row with this id")
     click.echo(f"{row_id}: held for the next worker cycle")
 
@@ -61,7 +67,7 @@ def outbox_retry(row_id: str) -> None:
 @click.argument("row_id")
 def outbox_mark_sent(row_id: str) -> None:
     """Settle an unknown row as sent (you found it at the provider)."""
-    if not service_app().extensions["guard.outbox"].mark_sent(row_id):
+    if not _outbox().mark_sent(row_id):
         raise click.ClickException(f"{row_id}: no unknown row with this id")
     click.echo(f"{row_id}: marked sent")
 

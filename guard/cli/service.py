@@ -47,7 +47,9 @@ def configured(name: str) -> Any:
 
 def _guard(**config: Any):
     """The Guard façade of an app built from the environment, closed with the command."""
-    guard = service_app(**config).extensions["guard"]
+    from guard.services import services
+
+    guard = services(service_app(**config)).guard
     click.get_current_context().call_on_close(guard.engine.dispose)
     return guard
 
@@ -105,7 +107,8 @@ def db() -> None:
 @_store_errors
 def db_upgrade(url: str | None) -> None:
     """Migrate the store to the newest schema (the release phase runs this)."""
-    from guard.db import current_revision, make_engine, upgrade
+    from guard.store.engine import make_engine
+    from guard.store.migrate import current_revision, upgrade
 
     url = url or configured("DATABASE_URL")
 
@@ -311,12 +314,7 @@ def _attempt(**options: Any) -> dict:
 def screen(file: Path, column: str, commit: bool, workers: int | None, output,
            **options: Any) -> None:
     """Screen a CSV list of recipients; write it back with verdict, rules and decision_id."""
-    from guard.screening import (
-        CHUNK,
-        collecting_rarely,
-        screen_in_processes,
-        screen_rows,
-    )
+    from guard.checks.screening import CHUNK, collecting_rarely, screen_in_processes, screen_rows
 
     attempt = _attempt(**options)
     if "channel" not in attempt:
@@ -500,9 +498,9 @@ def simulate(since: str, policy_file: str | None, show: int) -> None:
     """Replay recorded decisions under a policy and list those that would change."""
     from datetime import UTC, datetime
 
-    from guard import load_configured_policy
+    from guard.checks.simulation import replay
     from guard.config import ConfigurationError
-    from guard.simulation import replay
+    from guard.services import load_configured_policy
     from policies.rules.base import Duration
 
     try:

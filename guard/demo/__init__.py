@@ -172,9 +172,10 @@ def run_week(guard, sample: Sample, clock: list[datetime],
 def main(echo: Callable[[str], None], *, policy_path: str | None = None, seed: int = 7,
          people: int = 300) -> bool:
     """Run the demo, printing as it goes; return whether every story was caught."""
-    from guard import load_configured_policy
-    from guard.db import make_engine, upgrade
-    from guard.service import Guard
+    from guard.checks.service import Guard
+    from guard.services import load_configured_policy
+    from guard.store.engine import make_engine
+    from guard.store.migrate import upgrade
 
     policy = load_configured_policy(policy_path)
     sample = generate(seed, people)

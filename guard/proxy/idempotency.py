@@ -33,9 +33,9 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
-from guard.db import idempotency_keys
 from guard.errors import Conflict, InvalidField
-from guard.outbox import Outbox
+from guard.proxy.outbox import Outbox
+from guard.store.tables import idempotency_keys
 
 HEADER = "Idempotency-Key"
 # As payment APIs take them: up to 255 printable ASCII characters.

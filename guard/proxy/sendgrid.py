@@ -21,14 +21,15 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 from flask import Blueprint, Response, current_app, g, request
 
-from guard import proxy
-from guard.auth import authenticate_request
 from guard.errors import GuardError, InvalidField, TooLarge
 from guard.forward import UpstreamRequest
-from guard.identity import normalize_email
-from guard.outbox import Item, idempotency_key
-from guard.proxy import idempotency, twilio
+from guard.http.auth import authenticate_request
+from guard.ingest.identity import normalize_email
+from guard.proxy import delivery, idempotency, twilio
 from guard.proxy.idempotency import Answer
+from guard.proxy.outbox import Item, idempotency_key
+from guard.proxy.settings import ProxySettings
+from guard.services import services
 
 bp = Blueprint("sendgrid", __name__)
 
@@ -268,7 +269,7 @@ def plan(body: Mapping, check: Callable[[Mapping], Any], *, policy=None,
     return split(body, recipients, [check(r.check) for r in recipients])
 
 
-def upstream_request(payload: Mapping, conf: proxy.ProxySettings) -> UpstreamRequest:
+def upstream_request(payload: Mapping, conf: ProxySettings) -> UpstreamRequest:
     """Build the Mail Send request to SendGrid with the guard's own key."""
     return UpstreamRequest(
         "POST", f"{conf.sendgrid_url}/v3/mail/send",
@@ -345,11 +346,11 @@ def _send_sms_instead(recipient: Recipient, key) -> str:
         return "reported: no guard_sms text"
     if not recipient.decision.person:
         return "reported: unknown person"
-    conf = proxy.settings()
+    conf = services().proxy
     sender = recipient.args.get("guard_sms_from") or conf.twilio_from
     if not sender:
         return "reported: no guard_sms_from or GUARD_TWILIO_FROM"
-    guard = current_app.extensions["guard"]
+    guard = services().guard
     phones = guard.person(recipient.decision.person)["profile"].get("phones") or []
     if not phones:
         return "reported: no phone number on file"
@@ -401,17 +402,17 @@ def _held_items(body: Mapping, result: Plan, message_key: str, key) -> list[Item
 def mail_send() -> Response:
     """Check, split and forward a SendGrid Mail Send request."""
     key = authenticate_request("send")
-    answers = proxy.answers()
+    answers = services().answers
     raw, claimed, replayed = answers.arrive(key.id)
     if replayed is not None:
         return replayed.response()
     body = _read_body(raw)
-    guard = current_app.extensions["guard"]
+    guard = services().guard
     recipients = read_recipients(body)
     validate_attempts(guard.policy, recipients, key.defaults)
     # Rows are keyed per request and recipient; a retried request never gets this far.
     message_key = uuid.uuid4().hex
-    box = proxy.outbox()
+    box = services().outbox
     stored: dict[str, Any] = {}
 
     def keep(conn, outcomes: list) -> None:
@@ -436,7 +437,7 @@ def mail_send() -> Response:
     result: Plan = stored["plan"]
     first = final = stored["answer"]
     claim = stored["claim"]
-    outcome = proxy.deliver(claim, defer=True)[1] if claim is not None else None
+    outcome = delivery.deliver(claim, defer=True)[1] if claim is not None else None
     if outcome is not None and outcome.state == "rejected":
         # SendGrid refused the message itself: the caller fixes and resends it, so
         # nothing of this request is held or rerouted (the resend would double it).

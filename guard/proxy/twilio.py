@@ -24,15 +24,16 @@ from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, g, request
 
-from guard import proxy
-from guard.auth import authenticate_request
 from guard.errors import GuardError, InvalidField, UnsupportedMedia
 from guard.forward import REJECTED, SENT, UpstreamRequest
-from guard.outbox import Claim, Item, idempotency_key
-from guard.proxy import idempotency
+from guard.http.auth import authenticate_request
+from guard.proxy import delivery, idempotency
 from guard.proxy.idempotency import Answer, Claimed
+from guard.proxy.outbox import Claim, Item, idempotency_key
+from guard.proxy.settings import ProxySettings
+from guard.services import services
 
 bp = Blueprint("twilio", __name__)
 
@@ -75,7 +76,7 @@ def _guard_error(exc: GuardError) -> Response:
     return error_response(exc.status, exc.detail)
 
 
-def upstream_request(resource: str, payload: Mapping, conf: proxy.ProxySettings) -> UpstreamRequest:
+def upstream_request(resource: str, payload: Mapping, conf: ProxySettings) -> UpstreamRequest:
     """Build the request to the guard's own Twilio account."""
     sid = conf.twilio_account_sid or ""
     token = base64.b64encode(f"{sid}:{conf.twilio_auth_token or ''}".encode()).decode()
@@ -94,7 +95,7 @@ def _waiting_resource(resource: str, row_id: str, form: Mapping, account: str,
     out = {"sid": sid, "account_sid": account_sid, "to": form.get("To"),
            "from": form.get("From"), "status": status, "direction": "outbound-api",
            "api_version": "2010-04-01",
-           "date_created": format_datetime(proxy.outbox().clock(), usegmt=True),
+           "date_created": format_datetime(services().outbox.clock(), usegmt=True),
            "uri": f"/2010-04-01/Accounts/{account}/{resource}/{sid}.json"}
     if resource == "Messages":
         out["body"] = form.get("Body")
@@ -164,7 +165,7 @@ def check_and_store(resource: str, fields: list[tuple[str, str]], check: Mapping
     builds the caller's answer in that transaction, stored under ``claimed``.
     An attempt the guard cannot judge raises InvalidField, and nothing is stored.
     """
-    box = proxy.outbox()
+    box = services().outbox
     stored: dict[str, Stored] = {}
 
     def keep(conn, outcomes: list) -> None:
@@ -181,12 +182,12 @@ def check_and_store(resource: str, fields: list[tuple[str, str]], check: Mapping
             done = Stored(decision, claim=box.start_sending_in(conn, item))
         if answer is not None:
             done = replace(done, answer=answer(done))
-            proxy.answers().remember_in(conn, claimed, done.answer,
+            services().answers.remember_in(conn, claimed, done.answer,
                                         decision_ids=[decision.decision_id],
                                         outbox_id=done.claim.id if done.claim else None)
         stored["done"] = done
 
-    current_app.extensions["guard"].check_many([check], commit=True, defaults=key.defaults,
+    services().guard.check_many([check], commit=True, defaults=key.defaults,
                                                then=keep)
     return stored["done"]
 
@@ -202,7 +203,7 @@ def send_or_hold(resource: str, form: Mapping[str, str], check: Mapping, key,
         return f"reported: {decision.verdict} on {CHANNELS[resource]} too"
     if done.claim is None:
         return "already sent"
-    status, _ = proxy.deliver(done.claim)
+    status, _ = delivery.deliver(done.claim)
     return status
 
 
@@ -269,7 +270,7 @@ def _error_answer(status: int, message: str, code: int, headers: Mapping[str, st
 
 def _create(resource: str, account: str) -> Response:
     key = authenticate_request("send")
-    answers = proxy.answers()
+    answers = services().answers
     raw, claimed, replayed = answers.arrive(key.id)
     if replayed is not None:
         return replayed.response()
@@ -289,7 +290,7 @@ def _create(resource: str, account: str) -> Response:
         return answers.replay(claimed).response()
     final = done.answer
     if done.claim is not None:
-        _, outcome = proxy.deliver(done.claim, defer=True)
+        _, outcome = delivery.deliver(done.claim, defer=True)
         if outcome.state in (SENT, REJECTED):
             reply = outcome.reply
             headers = {k: v for k, v in done.answer.headers.items() if k != "X-Guard-Outbox"}
@@ -298,7 +299,7 @@ def _create(resource: str, account: str) -> Response:
             answers.complete(claimed, done.answer, final)
     response = final.response()
     # A delivered send's row is settled once the caller has Twilio's answer.
-    response.call_on_close(proxy.outbox().settle_deferred)
+    response.call_on_close(services().outbox.settle_deferred)
     return response
 
 

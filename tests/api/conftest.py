@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 import pytest
 from click.testing import CliRunner
 
-from guard import create_app, keys
-from guard.service import Guard
+from guard import create_app
+from guard.checks.service import Guard
+from guard.http import keys
+from guard.services import services
 
 # The decisions in these tests happen at this moment (a Monday, 11:00 in Berlin).
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -44,7 +46,7 @@ def make_key(app):
     """Create a key with the given scopes and defaults; return its secret."""
 
     def make(*scopes: str, sender: str | None = None, purpose: str | None = None) -> str:
-        _, secret = keys.create_key(app.extensions["guard.engine"], "test " + "+".join(scopes),
+        _, secret = keys.create_key(services(app).engine, "test " + "+".join(scopes),
                                     scopes, sender=sender, purpose=purpose)
         return secret
 

@@ -6,8 +6,10 @@ import pytest
 import sqlalchemy as sa
 
 from guard import create_app as build_app
+from guard.checks.service import Guard
 from guard.config import ConfigurationError
-from guard.db import api_keys
+from guard.services import services
+from guard.store.tables import api_keys
 
 from .conftest import bearer
 
@@ -20,7 +22,7 @@ BOOT = "bootstrap-admin-secret-" + "c" * 20
 def create_app(config=None):
     """Build an app and remember its engine, so every test closes what it opened."""
     app = build_app(config)
-    _built.append(app.extensions["guard.engine"])
+    _built.append(services(app).engine)
     return app
 
 
@@ -53,7 +55,7 @@ def test_the_admin_key_bootstrap_is_idempotent_and_rotates(tmp_path):
     for _ in range(2):
         create_app({"DATABASE_URL": url, "ADMIN_KEY": FIRST})
     app = create_app({"DATABASE_URL": url, "ADMIN_KEY": SECOND})
-    with app.extensions["guard.engine"].connect() as conn:
+    with services(app).engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(api_keys)).scalar_one() == 1
     client = app.test_client()
     body = {"name": "t", "scopes": ["check"]}
@@ -90,10 +92,10 @@ def test_a_bad_check_lanes_setting_names_it(tmp_path, monkeypatch, lanes):
 
 def test_check_lanes_apply_to_postgresql_and_never_to_sqlite(db_url, monkeypatch):
     monkeypatch.setenv("GUARD_CHECK_LANES", "1" if db_url.startswith("sqlite") else "3")
-    guard = create_app({"DATABASE_URL": db_url}).extensions["guard"]
+    guard = services(create_app({"DATABASE_URL": db_url})).guard
     assert guard._batcher.lanes == (1 if db_url.startswith("sqlite") else 3)
     monkeypatch.setenv("GUARD_CHECK_LANES", "4")
-    guard = create_app({"DATABASE_URL": db_url}).extensions["guard"]
+    guard = services(create_app({"DATABASE_URL": db_url})).guard
     assert guard._batcher.lanes == (1 if db_url.startswith("sqlite") else 4)
 
 
@@ -113,10 +115,10 @@ def test_healthz_reports_an_unmigrated_store_without_crashing(db_url):
         assert check.mimetype == "application/problem+json"
 
 
-def test_healthz_reports_an_unreachable_store(tmp_path):
-    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'h.db'}"})
-    app.extensions["guard.engine"] = unreachable = sa.create_engine(
+def test_healthz_reports_an_unreachable_store(policy):
+    unreachable = sa.create_engine(
         "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1")
+    app = create_app({"GUARD": Guard(unreachable, policy)})
     response = app.test_client().get("/healthz")
     assert response.status_code == 503
     assert "unreachable" in response.get_json()["store"]["detail"]

@@ -7,8 +7,9 @@ import base64
 import pytest
 import sqlalchemy as sa
 
-from guard import keys
-from guard.db import api_keys
+from guard.http import keys
+from guard.services import services
+from guard.store.tables import api_keys
 
 from .conftest import bearer
 from .test_errors import assert_problem
@@ -73,24 +74,24 @@ def test_basic_auth_with_the_key_as_password_is_accepted(client, make_key):
 
 def test_keys_are_stored_hashed_never_in_clear(app, make_key):
     secret = make_key("check")
-    with app.extensions["guard.engine"].connect() as conn:
+    with services(app).engine.connect() as conn:
         rows = conn.execute(sa.select(api_keys)).mappings().all()
     assert all(secret not in str(dict(row)) for row in rows)
     assert keys.hash_key(secret) in {row["key_hash"] for row in rows}
 
 
 def test_authenticate_reads_scopes_and_defaults(app):
-    key, secret = keys.create_key(app.extensions["guard.engine"], "hubspot", ["check", "send"],
+    key, secret = keys.create_key(services(app).engine, "hubspot", ["check", "send"],
                                   sender="oem", purpose="newsletter")
-    found = keys.authenticate(app.extensions["guard.engine"], secret)
+    found = keys.authenticate(services(app).engine, secret)
     assert found == key
     assert found.allows("send") and not found.allows("events")
     assert found.defaults == {"sender": "oem", "purpose": "newsletter"}
-    assert keys.authenticate(app.extensions["guard.engine"], secret + "x") is None
+    assert keys.authenticate(services(app).engine, secret + "x") is None
 
 
 def test_a_removed_key_stops_working_within_the_cache_time(app, make_key, monkeypatch):
-    engine = app.extensions["guard.engine"]
+    engine = services(app).engine
     secret = make_key("check")
     clock = [1000.0]
     monkeypatch.setattr(keys, "monotonic", lambda: clock[0])
@@ -104,7 +105,7 @@ def test_a_removed_key_stops_working_within_the_cache_time(app, make_key, monkey
 
 
 def test_replacing_the_admin_key_locks_the_old_one_out_at_once(app):
-    engine = app.extensions["guard.engine"]
+    engine = services(app).engine
     keys.ensure_admin_key(engine, "first-admin-secret")
     assert keys.authenticate(engine, "first-admin-secret") is not None
     keys.ensure_admin_key(engine, "second-admin-secret")

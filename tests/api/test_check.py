@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from guard.schemas import DecisionSchema, RecordedDecisionSchema
+from guard.http.schemas import DecisionSchema, RecordedDecisionSchema
+from guard.services import services
 
 from .conftest import person_event, purchase_event
 from .test_errors import assert_problem
@@ -137,7 +138,7 @@ def test_a_recipient_can_be_a_crm_reference(client, checker, people):
 def _snapshot(engine) -> dict:
     import sqlalchemy as sa
 
-    from guard.db import metadata
+    from guard.store.tables import metadata
 
     with engine.connect() as conn:
         return {table.name: sorted(map(repr, conn.execute(sa.select(table)).all()))
@@ -145,7 +146,7 @@ def _snapshot(engine) -> dict:
 
 
 def test_bad_input_never_changes_stored_data(app, client, checker, feeder, admin, people):
-    engine = app.extensions["guard.engine"]
+    engine = services(app).engine
     before = _snapshot(engine)
     bad = [
         ("/v1/check", {"channel": "pigeon", "to": "anna@example.com"}, checker),

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from guard import keys
 from guard.cli import main
 from guard.cli.service import check, event_type_of, row_to_event
+from guard.http import keys
 
 from .conftest import person_event
 
@@ -148,7 +148,7 @@ def test_screen_in_several_processes_answers_every_row_in_list_order(runner, tmp
     args = ["screen", str(listing), "--channel", "email", "--purpose", "newsletter",
             "--sender", "oem"]
     alone = runner.invoke(main, args)
-    from guard import screening
+    from guard.checks import screening
 
     screening.CHUNK, chunk = 6, screening.CHUNK  # several chunks per worker
     try:

@@ -7,7 +7,7 @@ import logging
 import pytest
 from flask import Flask
 
-from guard.problems import init_app
+from guard.http.problems import init_app
 
 from .conftest import bearer
 from .test_errors import assert_problem

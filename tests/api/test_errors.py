@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
-from guard.problems import MEDIA_TYPE, init_app
+from guard.http.problems import MEDIA_TYPE, init_app
+from guard.services import services
 
 from .conftest import bearer
 
@@ -124,9 +125,9 @@ def test_problem_bodies_are_never_html(client):
      "events.0.source.id"),
 ], ids=["key-name", "check-template", "event-source"])
 def test_a_nul_character_is_a_400_naming_the_field(app, client, path, body, field):
-    from guard import keys
+    from guard.http import keys
 
-    _, secret = keys.create_key(app.extensions["guard.engine"], "admin", ["admin"])
+    _, secret = keys.create_key(services(app).engine, "admin", ["admin"])
     response = client.post(path, json=body, headers={"Authorization": f"Bearer {secret}"})
     assert response.status_code == 400, response.get_data(as_text=True)
     problem = response.get_json()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from guard.schemas import EventsResultSchema
+from guard.http.schemas import EventsResultSchema
 
 from .conftest import person_event, purchase_event
 from .test_errors import assert_problem

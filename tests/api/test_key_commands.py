@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from guard import create_app, keys
+from guard import create_app
 from guard.cli import main
 from guard.config import ConfigurationError
+from guard.http import keys
+from guard.services import services
 
 ADMIN = "admin-secret-of-the-operator-" + "q" * 12
 
@@ -82,7 +84,7 @@ def test_a_short_admin_key_stops_every_command(runner, monkeypatch):
 
 def test_a_revoked_bootstrap_key_stays_revoked_until_the_setting_changes(db_url, engine):
     app = create_app({"DATABASE_URL": db_url, "ADMIN_KEY": ADMIN})
-    app.extensions["guard.engine"].dispose()
+    services(app).engine.dispose()
     keys.revoke_key(engine, keys.BOOTSTRAP_ID)
     assert keys.authenticate(engine, ADMIN) is None
     with pytest.raises(ConfigurationError, match="GUARD_ADMIN_KEY: this value was revoked"):
@@ -90,5 +92,5 @@ def test_a_revoked_bootstrap_key_stays_revoked_until_the_setting_changes(db_url,
     assert keys.authenticate(engine, ADMIN) is None
     fresh = ADMIN.replace("q", "r")
     app = create_app({"DATABASE_URL": db_url, "ADMIN_KEY": fresh})
-    app.extensions["guard.engine"].dispose()
+    services(app).engine.dispose()
     assert keys.authenticate(engine, fresh) is not None

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from guard import keys
-from guard.db import api_keys, ledger, upgrade
+from guard.http import keys
+from guard.services import services
+from guard.store.migrate import upgrade
+from guard.store.tables import api_keys, ledger
 
 from .conftest import bearer
 from .test_errors import assert_problem
@@ -17,7 +19,7 @@ DEALER = {"name": "Munich dealer DMS", "scopes": ["check"], "sender": "dealer:mu
 
 
 def ledger_rows(app) -> int:
-    with app.extensions["guard.engine"].connect() as conn:
+    with services(app).engine.connect() as conn:
         return conn.execute(sa.select(sa.func.count()).select_from(ledger)).scalar_one()
 
 
@@ -32,7 +34,7 @@ def dealer(client, admin) -> dict:
 def test_a_created_key_shows_its_limits_and_keeps_them(app, dealer):
     assert dealer["senders"] == ["dealer:munich"]
     assert dealer["purposes"] == ["service_reminder", "survey"]
-    found = keys.authenticate(app.extensions["guard.engine"], dealer["key"])
+    found = keys.authenticate(services(app).engine, dealer["key"])
     assert found.senders == ("dealer:munich",)
     assert found.purposes == ("service_reminder", "survey")
 
@@ -100,10 +102,10 @@ def test_a_screen_outside_the_limits_names_the_attempt_field(app, client, dealer
         "control-character", "default-sender-outside", "default-purpose-outside"])
 def test_bad_limits_are_400_naming_the_field_and_create_nothing(app, client, admin, change,
                                                                 field):
-    with app.extensions["guard.engine"].connect() as conn:
+    with services(app).engine.connect() as conn:
         before = conn.execute(sa.select(sa.func.count()).select_from(api_keys)).scalar_one()
     assert_problem(client.post("/v1/keys", json={**DEALER, **change}, headers=admin), 400, field)
-    with app.extensions["guard.engine"].connect() as conn:
+    with services(app).engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(api_keys)).scalar_one() == before
 
 
@@ -115,7 +117,7 @@ def test_a_purpose_pattern_must_match_a_purpose_the_policy_knows(client, admin):
 
 
 def test_keys_stored_before_limits_existed_keep_working_without_limits(db_url):
-    from guard.db import make_engine
+    from guard.store.engine import make_engine
 
     engine = make_engine(db_url)
     try:

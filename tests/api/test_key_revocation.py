@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from guard import keys
-from guard.db import make_engine
-from guard.schemas import KeyListSchema, KeySchema
+from guard.http import keys
+from guard.http.schemas import KeyListSchema, KeySchema
+from guard.services import services
+from guard.store.engine import make_engine
 
 from .conftest import bearer
 from .test_errors import assert_problem
@@ -60,7 +61,7 @@ def test_revoking_an_unknown_key_is_404_naming_the_id(client, admin):
 
 def test_the_bootstrap_key_is_not_revoked_through_the_api(app, client):
     secret = "bootstrap-admin-secret-" + "z" * 20
-    keys.ensure_admin_key(app.extensions["guard.engine"], secret)
+    keys.ensure_admin_key(services(app).engine, secret)
     problem = assert_problem(client.delete(f"/v1/keys/{keys.BOOTSTRAP_ID}",
                                            headers=bearer(secret)), 409, "id")
     assert "GUARD_ADMIN_KEY" in problem["detail"]
@@ -75,8 +76,8 @@ def test_another_process_stops_accepting_a_revoked_key_within_the_cache_time(
     elsewhere = make_engine(db_url)
     try:
         assert keys.authenticate(elsewhere, tool["key"]) is not None
-        keys.revoke_key(app.extensions["guard.engine"], tool["id"])
-        assert keys.authenticate(app.extensions["guard.engine"], tool["key"]) is None
+        keys.revoke_key(services(app).engine, tool["id"])
+        assert keys.authenticate(services(app).engine, tool["key"]) is None
         clock[0] += keys.KEY_CACHE_SECONDS - 0.5
         assert keys.authenticate(elsewhere, tool["key"]) is not None  # still remembered there
         clock[0] += 1
@@ -86,7 +87,7 @@ def test_another_process_stops_accepting_a_revoked_key_within_the_cache_time(
 
 
 def test_a_lookup_under_way_while_a_key_is_revoked_does_not_remember_it(app, tool, monkeypatch):
-    engine = app.extensions["guard.engine"]
+    engine = services(app).engine
     started = keys._recent.generation(engine)
     keys.revoke_key(engine, tool["id"])
     # The lookup read the key before the revocation landed and answers after it.

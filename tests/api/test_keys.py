@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from guard.db import api_keys
-from guard.schemas import KeyCreatedSchema
+from guard.http.schemas import KeyCreatedSchema
+from guard.services import services
+from guard.store.tables import api_keys
 
 from .conftest import bearer
 from .test_errors import assert_problem
@@ -53,7 +54,7 @@ def test_bad_key_requests_are_400_and_create_nothing(app, client, admin, body, f
 
 
 def _count_keys(app) -> int:
-    with app.extensions["guard.engine"].connect() as conn:
+    with services(app).engine.connect() as conn:
         return conn.execute(sa.select(sa.func.count()).select_from(api_keys)).scalar_one()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from guard import openapi
+from guard.http import openapi
 
 
 def _shape(path: str) -> str:

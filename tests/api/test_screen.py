@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from guard.schemas import ScreenResponseSchema
+from guard.http.schemas import ScreenResponseSchema
 
 from .conftest import person_event
 from .test_errors import assert_problem

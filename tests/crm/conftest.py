@@ -88,6 +88,6 @@ def clock():
 @pytest.fixture
 def guard(engine, policy, clock):
     """The Guard on the migrated test store (SQLite and PostgreSQL), on the test clock."""
-    from guard.service import Guard
+    from guard.checks.service import Guard
 
     return Guard(engine, policy, clock=clock)

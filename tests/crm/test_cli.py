@@ -6,8 +6,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from guard.checks.service import Guard
 from guard.cli import main
-from guard.service import Guard
 from tests.connectors.hubspot.conftest import OWNERS, TOKEN, seed_portal
 from tests.connectors.salesforce.fake import CONSUMER, DOMAIN
 from tests.crm.conftest import installed_org, recently

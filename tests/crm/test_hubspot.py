@@ -258,7 +258,7 @@ def test_a_person_who_appears_in_hubspot_later_gets_their_flags(fake, connector,
 
 def test_an_erased_person_is_marked_do_not_contact_in_hubspot_once(synced, fake, connector,
                                                                     guard, engine):
-    from guard.db import erasure_notices
+    from guard.store.tables import erasure_notices
 
     crm.write_flags(guard, connector)
     result = guard.ingest([{"type": "erase", "source": {"system": "privacy", "id": "DSR-1"},

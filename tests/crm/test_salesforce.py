@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from connectors.base import MemoryBookmarks
 from guard import crm
-from guard.db import ledger, people, records
+from guard.store.tables import ledger, people, records
 from tests.connectors.salesforce.conftest import make_connector as make_salesforce
 from tests.connectors.salesforce.org import REP_USER, build_dealer_org
 from tests.crm.conftest import check

@@ -15,9 +15,10 @@ import sqlalchemy as sa
 
 from connectors.hubspot import parse_mapping
 from guard import crm
-from guard.db import make_engine, upgrade
-from guard.events import collector_paused
-from guard.service import Guard
+from guard.checks.service import Guard
+from guard.ingest.events import collector_paused
+from guard.store.engine import make_engine
+from guard.store.migrate import upgrade
 from tests.connectors.hubspot.conftest import OWNERS, seed_portal
 from tests.connectors.hubspot.conftest import make_connector as make_hubspot
 from tests.connectors.salesforce.conftest import make_connector as make_salesforce

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from guard.service import Guard
+from guard.checks.service import Guard
 
 # A Monday, 11:00 in Berlin.
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

@@ -10,10 +10,11 @@ from collections import Counter
 import pytest
 import sqlalchemy as sa
 
-from guard.batching import Batcher, Job
-from guard.db import ledger, make_engine
+from guard.checks.batching import Batcher, Job
+from guard.checks.service import Guard
 from guard.errors import InvalidField
-from guard.service import Guard
+from guard.store.engine import make_engine
+from guard.store.tables import ledger
 from policies import parse_policy
 
 from .conftest import CAP, CAP_POLICY, NOW, accepted, person

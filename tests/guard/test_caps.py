@@ -6,8 +6,8 @@ import multiprocessing
 import time
 from collections import Counter
 
-from guard.db import make_engine
-from guard.service import Guard
+from guard.checks.service import Guard
+from guard.store.engine import make_engine
 from policies import parse_policy
 
 from .conftest import CAP, CAP_POLICY, accepted, person

@@ -8,8 +8,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from guard.checks.service import Guard
 from guard.errors import InvalidField, NotFound
-from guard.service import Guard
 from policies import parse_policy
 
 from .conftest import NOW, accepted, person, purchase

@@ -8,11 +8,11 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from guard.db import hook_inbox, idempotency_keys, ledger
 from guard.forward import SENT, Outcome
-from guard.identity import Ref, erasure_hash
-from guard.ledger import ERASED_MESSAGE
-from guard.outbox import DONE_SENT, Item, Outbox, outbox
+from guard.ingest.identity import Ref, erasure_hash
+from guard.proxy.outbox import DONE_SENT, Item, Outbox
+from guard.store.ledger import ERASED_MESSAGE
+from guard.store.tables import hook_inbox, idempotency_keys, ledger, outbox
 
 from .conftest import NOW, accepted, person
 
@@ -187,7 +187,7 @@ def test_decisions_about_an_erased_address_never_store_it_again(store, engine, a
 
 
 def test_a_policy_simulation_after_an_erasure_replays_what_is_left(store, anna, policy):
-    from guard.simulation import replay
+    from guard.checks.simulation import replay
 
     accepted(store.ingest([ERASE]))
     later = store.check({**NEWSLETTER, "to": EMAIL})

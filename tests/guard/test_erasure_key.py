@@ -16,9 +16,11 @@ import pytest
 import sqlalchemy as sa
 
 from guard import create_app
+from guard.checks.service import ErasureKeyMissing, Guard
 from guard.config import ConfigurationError
-from guard.db import erasures, settings, upgrade
-from guard.service import ErasureKeyMissing, Guard
+from guard.services import services
+from guard.store.migrate import upgrade
+from guard.store.tables import erasures, settings
 
 from .conftest import NOW, accepted, person
 
@@ -37,7 +39,7 @@ def hashed(key: str, phone: str) -> str:
 @contextmanager
 def started(db_url: str) -> Iterator[Guard]:
     """Start the service on ``db_url`` as ``guard serve`` would; yield its Guard."""
-    guard = create_app({"DATABASE_URL": db_url, "TESTING": True}).extensions["guard"]
+    guard = services(create_app({"DATABASE_URL": db_url, "TESTING": True})).guard
     try:
         yield guard
     finally:
@@ -137,7 +139,7 @@ def test_a_process_without_the_key_cannot_let_an_erased_person_through(
 @pytest.fixture
 def salted(db_url):
     """A store of the previous release that erased someone with a salt kept in its settings."""
-    from guard.db import make_engine
+    from guard.store.engine import make_engine
 
     engine = make_engine(db_url)
     upgrade(engine, "0008")
@@ -174,7 +176,7 @@ def test_a_store_that_kept_its_salt_moves_it_to_the_setting(salted, db_url, monk
 
 
 def test_a_store_that_erased_nobody_forgets_its_salt_on_upgrade(db_url):
-    from guard.db import make_engine
+    from guard.store.engine import make_engine
 
     engine = make_engine(db_url)
     upgrade(engine, "0008")

@@ -7,9 +7,9 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from guard.db import identities, ledger, people, records
 from guard.errors import InvalidField
-from guard.events import parse_event
+from guard.ingest.events import parse_event
+from guard.store.tables import identities, ledger, people, records
 from policies import default_policy_path, load_policy
 
 from .conftest import accepted, person, purchase
@@ -100,7 +100,7 @@ def test_records_read_again_unchanged_are_not_written_again(engine, policy):
     # is stored, and only its people are rebuilt.
     from datetime import timedelta
 
-    from guard.service import Guard
+    from guard.checks.service import Guard
 
     from .conftest import NOW
 

@@ -7,9 +7,9 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from guard import service
-from guard.db import identities
+from guard.checks import service
 from guard.errors import InvalidField
+from guard.store.tables import identities
 
 from .conftest import accepted, person, purchase
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Flask
-
-from guard import worker
-from guard.service import Guard
+from guard import create_app, worker
+from guard.checks.service import Guard
 
 from .conftest import NOW, accepted, person, purchase
 
@@ -23,8 +21,7 @@ class Clock:
 
 
 def run_worker_jobs(guard: Guard) -> None:
-    app = Flask("test")
-    app.extensions["guard"] = guard
+    app = create_app({"GUARD": guard, "TESTING": True, "WARN_MISSING_PROVIDERS": False})
     worker.refresh_flags(app)
 
 
@@ -91,7 +88,7 @@ def test_people_whose_flags_never_lapse_are_not_rewritten(engine, policy):
 def test_a_changed_policy_reflags_everyone_once_in_chunks(engine, policy, tmp_path):
     # A CRM admin lengthens the cool-down: reps must read the new policy's end date on
     # people whose data did not change, not only on the next person a sync touches.
-    from guard import flags
+    from guard.checks import flags
     from policies import default_policy_path, load_policy
 
     guard = Guard(engine, policy, clock=lambda: NOW)

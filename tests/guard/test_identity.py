@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from guard.identity import Ref, crm_refs, normalize_email, normalize_phone, reference
+from guard.ingest.identity import Ref, crm_refs, normalize_email, normalize_phone, reference
 
 
 @pytest.mark.parametrize(("raw", "expected"), [

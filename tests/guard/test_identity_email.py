@@ -7,7 +7,7 @@ from email_validator import EmailNotValidError, validate_email
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from guard.identity import _plain_email, normalize_email
+from guard.ingest.identity import _plain_email, normalize_email
 
 
 def reference(text: str) -> str | None:

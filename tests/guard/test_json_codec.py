@@ -13,8 +13,11 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from guard import ledger as contact_ledger
-from guard.db import dumps_json, ledger, loads_json, make_engine, people, upgrade
+from guard.store import ledger as contact_ledger
+from guard.store.codec import dumps_json, loads_json
+from guard.store.engine import make_engine
+from guard.store.migrate import upgrade
+from guard.store.tables import ledger, people
 from policies.model import Attempt, Decision
 from tests.guard.test_ledger import BLOCK, DECIDED, numbered
 

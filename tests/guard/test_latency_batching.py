@@ -10,7 +10,8 @@ from collections import Counter
 import pytest
 
 from guard import create_app
-from guard.batching import Batcher, Job
+from guard.checks.batching import Batcher, Job
+from guard.services import services
 
 NEWSLETTER = {"channel": "email", "purpose": "newsletter", "sender": "oem"}
 
@@ -119,5 +120,5 @@ def test_a_batcher_needs_a_lane():
 
 def test_the_app_takes_its_start_up_heap_out_of_the_collectors_reach(db_url):
     app = create_app({"DATABASE_URL": db_url, "TESTING": True})
-    app.extensions["guard.engine"].dispose()  # its SQLite writer lock file closes with it
+    services(app).engine.dispose()  # its SQLite writer lock file closes with it
     assert gc.get_freeze_count() > 0

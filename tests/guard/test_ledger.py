@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from guard import ledger as contact_ledger
-from guard.db import ledger
+from guard.store import ledger as contact_ledger
+from guard.store.tables import ledger
 from policies.model import Attempt, Decision, Evidence, Finding, Notice
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from guard.db import ledger, make_engine, upgrade
-from guard.service import _LEDGER_MANY, _PERSON_BY_ID, _PERSON_BY_IDENTITY
+from guard.checks.service import _LEDGER_MANY, _PERSON_BY_ID, _PERSON_BY_IDENTITY
+from guard.store.engine import make_engine
+from guard.store.migrate import upgrade
+from guard.store.tables import ledger
 
 INDEX = "ix_ledger_person_committed_at"
 

@@ -6,7 +6,9 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from guard.db import downgrade, hook_inbox, ledger, make_engine, upgrade
+from guard.store.engine import make_engine
+from guard.store.migrate import downgrade, upgrade
+from guard.store.tables import hook_inbox, ledger
 
 AT = datetime(2026, 11, 23, 10, tzinfo=UTC)
 

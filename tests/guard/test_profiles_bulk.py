@@ -13,11 +13,13 @@ from datetime import UTC
 import pytest
 import sqlalchemy as sa
 
-from guard import profiles
-from guard.db import identities, make_engine, people, upgrade
+from guard.checks.flags import flags_for, hash_flags, lapses_at
+from guard.checks.service import Guard
 from guard.demo.sample import generate
-from guard.flags import flags_for, hash_flags, lapses_at
-from guard.service import Guard
+from guard.ingest import profiles
+from guard.store.engine import make_engine
+from guard.store.migrate import upgrade
+from guard.store.tables import identities, people
 from tests.conftest import POSTGRES_URL, postgres_schema_url
 from tests.snapshots import store_snapshot
 

@@ -8,11 +8,14 @@ import pytest
 import sqlalchemy as sa
 
 from guard import create_app, worker
+from guard.checks.service import Guard
 from guard.config import ConfigurationError
-from guard.db import hook_inbox, ledger, make_engine, upgrade
 from guard.forward import SENT, Outcome
-from guard.outbox import DONE_SENT, DROPPED, HELD, UNKNOWN, Item, Outbox, outbox
-from guard.service import Guard
+from guard.proxy.outbox import DONE_SENT, DROPPED, HELD, UNKNOWN, Item, Outbox
+from guard.services import services
+from guard.store.engine import make_engine
+from guard.store.migrate import upgrade
+from guard.store.tables import hook_inbox, ledger, outbox
 
 from .conftest import NOW
 
@@ -46,7 +49,7 @@ def ledger_ids(engine) -> dict[str, bool]:
 
 def test_dry_runs_are_purged_after_their_retention_and_committed_decisions_stay(app, engine,
                                                                                 clock):
-    guard = app.extensions["guard"]
+    guard = services(app).guard
     old_screen = [d.decision_id for _, d in guard.screen(
         SCREEN, [f"p{i}@example.com" for i in range(25)])]
     old_dry = guard.check({**SCREEN, "to": "a@example.com"}, commit=False).decision_id
@@ -63,7 +66,7 @@ def test_dry_runs_are_purged_after_their_retention_and_committed_decisions_stay(
 
 
 def test_a_purge_goes_in_small_batches_and_resumes_next_cycle(app, engine, clock):
-    guard = app.extensions["guard"]
+    guard = services(app).guard
     list(guard.screen(SCREEN, [f"p{i}@example.com" for i in range(7)]))
     clock.now += 31 * DAY
     [dry_runs] = [r for r in worker.RETENTION if r.table is ledger]

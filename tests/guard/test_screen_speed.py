@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from guard import db
+from guard.store import engine as db
 
 from .conftest import NOW, accepted, person
 
@@ -64,7 +64,7 @@ def test_rows_add_up_across_small_transactions(store, engine, checkpoints):
 
 
 def test_screening_collects_rarely_only_while_it_screens():
-    from guard.screening import SCREEN_GC_THRESHOLD, collecting_rarely
+    from guard.checks.screening import SCREEN_GC_THRESHOLD, collecting_rarely
 
     before = gc.get_threshold()
     with pytest.raises(RuntimeError), collecting_rarely():

@@ -11,9 +11,9 @@ import json
 
 import sqlalchemy as sa
 
-from guard import profiles
-from guard.db import people
 from guard.demo.sample import generate
+from guard.ingest import profiles
+from guard.store.tables import people
 
 from .conftest import NOW
 from .test_profiles_bulk import book

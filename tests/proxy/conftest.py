@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from guard import create_app, keys
+from guard import create_app
+from guard.http import keys
+from guard.services import services
 
 from .standin import ScriptedGuard
 from .upstream import Serving, Upstream
@@ -60,6 +62,6 @@ def client(app):
 
 @pytest.fixture
 def token(app) -> str:
-    _, secret = keys.create_key(app.extensions["guard.engine"], "marketing tool", ["send"],
+    _, secret = keys.create_key(services(app).engine, "marketing tool", ["send"],
                                 sender="oem", purpose="promotion")
     return secret

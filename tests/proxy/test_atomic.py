@@ -10,12 +10,14 @@ from urllib.parse import urlencode
 import pytest
 import sqlalchemy as sa
 
-from guard import keys, worker
-from guard.db import ledger
+from guard import worker
 from guard.errors import InvalidField
 from guard.forward import Outcome, Reply
-from guard.outbox import Item, Outbox
+from guard.http import keys
 from guard.proxy import sendgrid
+from guard.proxy.outbox import Item, Outbox
+from guard.services import services
+from guard.store.tables import ledger
 
 from .conftest import CALLER_SID
 
@@ -67,7 +69,7 @@ def test_a_recipient_the_guard_cannot_judge_stores_nothing(client, token, standi
     assert response.status_code == 400
     assert response.get_json()["errors"][0]["field"] == "to"
     assert upstream.received == []
-    assert app.extensions["guard.outbox"].counts() == {}
+    assert services(app).outbox.counts() == {}
     assert standin.checks == []
 
 
@@ -82,7 +84,7 @@ def test_one_bad_recipient_rolls_back_the_whole_request(real, guard, upstream, m
     assert response.get_json()["errors"][0]["field"] == "purpose"
     assert upstream.received == []
     assert ledger_rows(guard.engine) == 0
-    assert app.extensions["guard.outbox"].counts() == {}
+    assert services(app).outbox.counts() == {}
 
 
 def test_a_mail_whose_outbox_write_fails_leaves_no_counted_decision(real, guard, upstream,
@@ -100,7 +102,7 @@ def test_a_mail_whose_outbox_write_fails_leaves_no_counted_decision(real, guard,
     response = post_mail(app, token, mail({"to": [{"email": A}, {"email": B}]}))
     assert response.status_code == 202
     assert ledger_rows(guard.engine) == 2
-    assert app.extensions["guard.outbox"].counts() == {"sent": 1}
+    assert services(app).outbox.counts() == {"sent": 1}
 
 
 def test_an_sms_whose_outbox_write_fails_leaves_no_counted_decision(make_app, guard, upstream,
@@ -119,14 +121,14 @@ def test_an_sms_whose_outbox_write_fails_leaves_no_counted_decision(make_app, gu
     monkeypatch.undo()
     assert post_sms(app, token).status_code == 201
     assert ledger_rows(guard.engine) == 1
-    assert app.extensions["guard.outbox"].counts() == {"sent": 1}
+    assert services(app).outbox.counts() == {"sent": 1}
 
 
 def test_mail_rows_commit_with_their_decisions(real, guard, upstream):
     app, token = real
     response = post_mail(app, token, mail({"to": [{"email": A}, {"email": B}]}))
     assert response.status_code == 202
-    box: Outbox = app.extensions["guard.outbox"]
+    box: Outbox = services(app).outbox
     [row] = box.rows("sent")
     ids = response.headers["X-Guard-Decisions"].split(",")
     assert sorted(row["decision_ids"]) == sorted(ids)
@@ -145,7 +147,7 @@ def _hold_for_recheck(box: Outbox, key: str, purpose_a: str, purpose_b: str) -> 
 def test_a_recheck_with_one_bad_check_stores_no_decision_and_drops_the_row(make_app, guard,
                                                                           upstream):
     app = make_app(guard)
-    box: Outbox = app.extensions["guard.outbox"]
+    box: Outbox = services(app).outbox
     row_id = _hold_for_recheck(box, "k-bad", "newsletter", "bogus")
     worker.release_due(app)
     row = box.get(row_id)
@@ -157,7 +159,7 @@ def test_a_recheck_with_one_bad_check_stores_no_decision_and_drops_the_row(make_
 
 def test_a_recheck_settles_the_row_with_its_decisions(make_app, guard, upstream):
     app = make_app(guard)
-    box: Outbox = app.extensions["guard.outbox"]
+    box: Outbox = services(app).outbox
     row_id = _hold_for_recheck(box, "k-good", "transactional", "transactional")
     worker.release_due(app)
     row = box.get(row_id)
@@ -168,7 +170,7 @@ def test_a_recheck_settles_the_row_with_its_decisions(make_app, guard, upstream)
 
 
 def test_sends_finishing_together_are_each_settled(app):
-    box: Outbox = app.extensions["guard.outbox"]
+    box: Outbox = services(app).outbox
     claims = [box.start_sending(Item("sendgrid", "mail", {"n": n}, f"key-{n}", recipients=[A]))
               for n in range(12)]
     sent = Outcome("sent", Reply(202, {}, b""), attempts=1)

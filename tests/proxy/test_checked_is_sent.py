@@ -11,9 +11,10 @@ from urllib.parse import parse_qsl, urlencode
 import pytest
 import sqlalchemy as sa
 
-from guard import keys
-from guard.db import ledger
+from guard.http import keys
 from guard.proxy import sendgrid
+from guard.services import services
+from guard.store.tables import ledger
 from policies.model import Decision, Finding
 
 from .conftest import CALLER_SID
@@ -104,7 +105,7 @@ def test_a_scheduled_message_is_judged_for_when_it_goes_out(sms_tool, guard, ups
     assert held["attempt"]["at"].startswith(berlin(23)[:13])
     assert len(upstream.received) == 1
     # Held by the guard until the morning after, then sent at once: no stale SendAt.
-    row = client.application.extensions["guard.outbox"].get(night.headers["X-Guard-Outbox"])
+    row = services(client.application).outbox.get(night.headers["X-Guard-Outbox"])
     assert "SendAt" not in dict(parse_qsl(row["payload"]["form"]))
 
 

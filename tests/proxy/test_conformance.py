@@ -25,7 +25,8 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
 )
 
-from guard import create_app, keys
+from guard import create_app
+from guard.http import keys
 
 from .conftest import proxy_config
 from .standin import ScriptedGuard

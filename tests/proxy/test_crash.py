@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from guard.db import make_engine, upgrade
-from guard.outbox import Item, Outbox
+from guard.proxy.outbox import Item, Outbox
+from guard.store.engine import make_engine
+from guard.store.migrate import upgrade
 
 from .upstream import Upstream
 

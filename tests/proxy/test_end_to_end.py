@@ -6,7 +6,7 @@ import base64
 import json
 from urllib.parse import urlencode
 
-from guard import keys
+from guard.http import keys
 
 from .conftest import CALLER_SID
 

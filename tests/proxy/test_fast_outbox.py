@@ -9,7 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from guard.forward import FAILED, REJECTED, SENT, UNKNOWN, Outcome, Reply
-from guard.outbox import _INSERT, Item, Outbox, outbox
+from guard.proxy.outbox import _INSERT, Item, Outbox
+from guard.store.tables import outbox
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

@@ -10,8 +10,9 @@ import requests
 import sqlalchemy as sa
 
 from guard.forward import Forwarder, OneWriteAdapter, UpstreamRequest
-from guard.outbox import outbox
 from guard.proxy import sendgrid
+from guard.services import services
+from guard.store.tables import outbox
 
 A, B, C = "anna@example.com", "ben@example.com", "carl@example.com"
 
@@ -57,7 +58,7 @@ def test_a_removed_recipient_still_rebuilds_the_body():
 
 
 def test_the_sent_row_settles_when_the_response_is_closed(client, token, upstream, app):
-    engine = app.extensions["guard.engine"]
+    engine = services(app).engine
     response = client.post("/v3/mail/send", data=json.dumps(body()), headers={
         "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
     assert response.status_code == 202

@@ -17,10 +17,11 @@ from urllib.parse import urlencode
 import pytest
 import sqlalchemy as sa
 
-from guard import keys, worker
-from guard.db import idempotency_keys, ledger
-from guard.outbox import outbox
+from guard import worker
+from guard.http import keys
 from guard.proxy import idempotency
+from guard.services import services
+from guard.store.tables import idempotency_keys, ledger, outbox
 
 from .conftest import CALLER_SID
 from .upstream import Serving
@@ -59,7 +60,7 @@ def decisions(engine) -> list[tuple]:
 
 def outbox_rows(engine, app=None) -> list[tuple]:
     if app is not None:
-        app.extensions["guard.outbox"].flush()  # delivered sends settle after their answer
+        services(app).outbox.flush()  # delivered sends settle after their answer
     with engine.connect() as conn:
         return conn.execute(sa.select(outbox.c.status, outbox.c.recipients)
                             .order_by(outbox.c.status)).all()
@@ -160,7 +161,7 @@ def test_a_request_that_lost_the_race_rolls_back_and_replays_the_winner(tool, gu
     before = (decisions(guard.engine), outbox_rows(guard.engine, app))
     # As if the retry had looked before the first one committed: it decides (A is deferred
     # now) and only then finds the stored answer.
-    answers = app.extensions["guard.answers"]
+    answers = services(app).answers
     real_replay = answers.replay
     looks = []
 

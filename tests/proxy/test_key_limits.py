@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from guard import keys
-from guard.db import ledger
-from guard.service import Guard
+from guard.checks.service import Guard
+from guard.http import keys
+from guard.services import services
+from guard.store.tables import ledger
 
 from .test_twilio import PHONE, send
 
@@ -28,14 +29,14 @@ def real(make_app, engine, policy):
 @pytest.fixture
 def dealer_token(real) -> str:
     """A dealer system's key: service mail as its own dealership only."""
-    _, secret = keys.create_key(real.extensions["guard.engine"], "Munich dealer DMS", ["send"],
+    _, secret = keys.create_key(services(real).engine, "Munich dealer DMS", ["send"],
                                 sender="dealer:munich", purpose="service_reminder",
                                 senders=["dealer:munich"], purposes=["service_reminder"])
     return secret
 
 
 def ledger_rows(app) -> int:
-    with app.extensions["guard.engine"].connect() as conn:
+    with services(app).engine.connect() as conn:
         return conn.execute(sa.select(sa.func.count()).select_from(ledger)).scalar_one()
 
 

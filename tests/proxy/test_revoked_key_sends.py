@@ -9,9 +9,10 @@ from urllib.parse import unquote
 import pytest
 import sqlalchemy as sa
 
-from guard import keys, worker
-from guard.db import api_keys
-from guard.outbox import outbox
+from guard import worker
+from guard.http import keys
+from guard.services import services
+from guard.store.tables import api_keys, outbox
 
 from .test_twilio import send
 
@@ -47,7 +48,7 @@ def delete(engine, key_id):
                          ids=["revoked", "row-deleted"])
 def test_held_sends_of_a_revoked_key_are_dropped_not_sent(app, standin, upstream, transport,
                                                           end, reason):
-    engine = app.extensions["guard.engine"]
+    engine = services(app).engine
     post, mine, theirs = TRANSPORTS[transport]
     leaving, leaving_secret = keys.create_key(engine, "leaving tool", ["send"], sender="oem",
                                               purpose="promotion")
@@ -66,7 +67,7 @@ def test_held_sends_of_a_revoked_key_are_dropped_not_sent(app, standin, upstream
     counts = worker.release_due(app)
 
     assert counts == {"dropped": 1, "sent": 1}
-    rows = {row["key_id"]: row for row in app.extensions["guard.outbox"].rows()}
+    rows = {row["key_id"]: row for row in services(app).outbox.rows()}
     dropped = rows[leaving.id]
     assert dropped["status"] == "dropped"
     assert leaving.id in dropped["last_error"] and reason in dropped["last_error"]

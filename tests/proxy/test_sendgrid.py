@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from guard.outbox import Outbox
+from guard.proxy.outbox import Outbox
+from guard.services import services
 
 from .upstream import Serving
 
@@ -51,7 +52,7 @@ def test_mixed_recipients_forward_only_the_allowed(client, token, standin, upstr
     # Unchanged but for the removed recipients and the dropped empty personalization.
     assert sent.json() == {**body, "personalizations": [
         {"to": [{"email": A, "name": "Anna"}], "subject": "For Anna"}]}
-    box: Outbox = app.extensions["guard.outbox"]
+    box: Outbox = services(app).outbox
     [held] = box.rows("held")
     assert held["recipients"] == [C]
     assert held["needs_check"] is True
@@ -109,7 +110,7 @@ def test_sendgrid_errors_come_back_as_sendgrid_errors(client, token, upstream, s
     assert response.get_json() == error
     assert len(upstream.received) == 1
     # The caller fixes and resends the message: holding B now would send B twice.
-    assert app.extensions["guard.outbox"].counts() == {"rejected": 1}
+    assert services(app).outbox.counts() == {"rejected": 1}
 
 
 @pytest.mark.parametrize(
@@ -167,9 +168,9 @@ def test_callers_without_a_key_get_sendgrid_401(client, upstream, headers, statu
 
 
 def test_a_key_without_send_scope_is_forbidden(client, app, upstream):
-    from guard import keys
+    from guard.http import keys
 
-    _, checker = keys.create_key(app.extensions["guard.engine"], "webhook", ["check"])
+    _, checker = keys.create_key(services(app).engine, "webhook", ["check"])
     response = post(client, checker, mail({"to": [{"email": A}]}))
     assert response.status_code == 403
     assert "send" in response.get_json()["errors"][0]["message"]
@@ -179,7 +180,7 @@ def test_upstream_down_means_accepted_and_held_not_lost(client, token, upstream,
     upstream.script.extend([(503, {}, b"")] * 3)
     response = post(client, token, mail({"to": [{"email": A}]}))
     assert response.status_code == 202
-    [row] = app.extensions["guard.outbox"].rows("held")
+    [row] = services(app).outbox.rows("held")
     assert row["recipients"] == [A]
     assert row["needs_check"] is False
     assert row["tries"] == 3
@@ -187,9 +188,9 @@ def test_upstream_down_means_accepted_and_held_not_lost(client, token, upstream,
 
 def test_reroute_to_sms_sends_the_sms_text_instead(make_app, standin, upstream):
     app = make_app(standin, TWILIO_FROM="+4930123456")
-    from guard import keys
+    from guard.http import keys
 
-    _, token = keys.create_key(app.extensions["guard.engine"], "tool", ["send"],
+    _, token = keys.create_key(services(app).engine, "tool", ["send"],
                                sender="oem", purpose="service_reminder")
     standin.verdicts[A] = "reroute-sms"
     standin.phones["per_anna"] = ["+491701234567"]
@@ -218,9 +219,9 @@ def test_the_real_sendgrid_client_works_unchanged(make_app, standin, upstream):
     from sendgrid.helpers.mail import Mail, Personalization, To
 
     app = make_app(standin)
-    from guard import keys
+    from guard.http import keys
 
-    _, token = keys.create_key(app.extensions["guard.engine"], "tool", ["send"],
+    _, token = keys.create_key(services(app).engine, "tool", ["send"],
                                sender="oem", purpose="promotion")
     standin.verdicts[B] = "block"
     with Serving(app) as live:

@@ -13,7 +13,8 @@ from urllib.parse import urlencode
 import pytest
 
 from guard import worker
-from guard.outbox import Item
+from guard.proxy.outbox import Item
+from guard.services import services
 
 from .test_twilio import MESSAGES, basic
 
@@ -36,7 +37,7 @@ def via_twilio(app, token):
 
 def via_outbox(app, token):
     """A deferred send whose time has come, released by the worker."""
-    app.extensions["guard.outbox"].hold(Item(
+    services(app).outbox.hold(Item(
         "sendgrid", "mail",
         {"personalizations": [{"to": [{"email": "anna@example.com"}]}],
          "from": {"email": "offers@oem.example"}, "subject": "Hi",
@@ -53,7 +54,7 @@ IDS = ["sendgrid", "twilio", "outbox"]
 
 
 def statuses(app) -> dict:
-    return app.extensions["guard.outbox"].counts()
+    return services(app).outbox.counts()
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS, ids=IDS)

@@ -7,6 +7,8 @@ from urllib.parse import urlencode
 
 import pytest
 
+from guard.services import services
+
 from .conftest import CALLER_SID, GUARD_SID
 from .upstream import Serving
 
@@ -81,7 +83,7 @@ def test_deferred_sms_is_held_and_says_so(client, token, standin, upstream, app)
     assert response.headers["X-Guard-Verdict"] == "defer"
     assert response.headers["X-Guard-Not-Before"]
     assert upstream.received == []
-    [row] = app.extensions["guard.outbox"].rows("held")
+    [row] = services(app).outbox.rows("held")
     assert row["id"] == response.headers["X-Guard-Outbox"]
     assert row["checks"][0]["channel"] == "sms"
 
@@ -133,10 +135,10 @@ def test_the_real_twilio_client_works_unchanged(make_app, standin, upstream):
     from twilio.http.http_client import TwilioHttpClient
     from twilio.rest import Client
 
-    from guard import keys
+    from guard.http import keys
 
     app = make_app(standin)
-    _, token = keys.create_key(app.extensions["guard.engine"], "dialer", ["send"],
+    _, token = keys.create_key(services(app).engine, "dialer", ["send"],
                                sender="service", purpose="service_reminder")
     with Serving(app) as live:
 

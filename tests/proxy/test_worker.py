@@ -8,7 +8,8 @@ import pytest
 
 from guard import worker
 from guard.forward import Outcome
-from guard.outbox import Item, Outbox
+from guard.proxy.outbox import Item, Outbox
+from guard.services import services
 
 ANNA = "anna@example.com"
 
@@ -25,7 +26,7 @@ def held_mail(box: Outbox, to: str = ANNA, *, due: datetime | None = None, key: 
 
 @pytest.fixture
 def box(app) -> Outbox:
-    return app.extensions["guard.outbox"]
+    return services(app).outbox
 
 
 @pytest.mark.parametrize(

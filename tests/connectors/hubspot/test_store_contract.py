@@ -7,7 +7,7 @@ import pytest
 from connectors.hubspot import parse_mapping
 from tests.connectors.hubspot.conftest import OWNERS, make_connector, run
 
-events_module = pytest.importorskip("guard.events", reason="the guard's event validator")
+events_module = pytest.importorskip("guard.ingest.events", reason="the guard's event validator")
 
 
 @pytest.fixture

@@ -25,25 +25,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
-from guard import erasure
-from guard import events as event_store
-from guard import ledger as contact_ledger
-from guard.batching import Batcher, Job
+from guard.checks.batching import Batcher, Job
 from guard.config import ConfigurationError
-from guard.db import (
-    campaigns,
-    erasures,
-    identities,
-    ledger,
-    loads_json,
-    owner_tasks,
-    people,
-    read_only,
-    records,
-)
 from guard.errors import GuardError, InvalidField, NotFound
-from guard.events import resolve_person
-from guard.identity import (
+from guard.ingest import erasure
+from guard.ingest import events as event_store
+from guard.ingest.events import resolve_person
+from guard.ingest.identity import (
     ID_MAX,
     SENDER_MAX,
     Ref,
@@ -52,6 +40,10 @@ from guard.identity import (
     identifier,
     reference,
 )
+from guard.store import ledger as contact_ledger
+from guard.store.codec import loads_json
+from guard.store.engine import read_only
+from guard.store.tables import campaigns, erasures, identities, ledger, owner_tasks, people, records
 from policies import decide
 from policies.model import (
     Attempt,

@@ -52,43 +52,15 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
-from guard.batching import Batcher, Job
-from guard.db import metadata
+from guard.checks.batching import Batcher, Job
 from guard.forward import FAILED, REJECTED, SENT, Outcome
+from guard.store.tables import outbox
 
 log = logging.getLogger(__name__)
 
 HELD, CLAIMED, SENDING = "held", "claimed", "sending"
 DONE_SENT, DONE_REJECTED, DROPPED, UNKNOWN = "sent", "rejected", "dropped", "unknown"
 STATUSES = (HELD, CLAIMED, SENDING, DONE_SENT, DONE_REJECTED, DROPPED, UNKNOWN)
-
-outbox = sa.Table(
-    "outbox",
-    metadata,
-    sa.Column("id", sa.String(40), primary_key=True),
-    sa.Column("idempotency_key", sa.String(64), nullable=False, unique=True),
-    sa.Column("provider", sa.String(16), nullable=False),
-    sa.Column("resource", sa.String(16), nullable=False),
-    sa.Column("payload", sa.JSON, nullable=False),
-    sa.Column("recipients", sa.JSON, nullable=False),
-    sa.Column("checks", sa.JSON, nullable=False),
-    sa.Column("defaults", sa.JSON, nullable=False),
-    sa.Column("decision_ids", sa.JSON, nullable=False),
-    sa.Column("key_id", sa.String(64)),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("needs_check", sa.Boolean, nullable=False, default=False),
-    sa.Column("not_before", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("tries", sa.Integer, nullable=False, default=0),
-    sa.Column("claim_token", sa.String(40)),
-    sa.Column("claimed_at", sa.DateTime(timezone=True)),
-    sa.Column("last_error", sa.Text),
-    sa.Column("response_status", sa.Integer),
-    sa.Column("response_body", sa.Text),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Index("ix_outbox_due", "status", "not_before"),
-)
-
 
 # Built once: the request path inserts and settles a row per send. A duplicate key is
 # skipped by the database itself (ON CONFLICT DO NOTHING), so the unique index, not a

@@ -15,8 +15,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from guard.db import campaigns, ledger, people, read_only
-from guard.identity import ERASED_PREFIX
+from guard.ingest.identity import ERASED_PREFIX
+from guard.store.engine import read_only
+from guard.store.tables import campaigns, ledger, people
 from policies import Attempt, Campaign, Decision, LedgerEntry, Policy, Profile, decide
 from policies.model import parse_datetime
 

@@ -18,7 +18,7 @@ from marshmallow import Schema, fields, validate
 from werkzeug.exceptions import UnsupportedMediaType
 
 from guard.errors import InvalidField
-from guard.keys import SCOPES
+from guard.http.keys import SCOPES
 from policies.model import CHANNELS, VERDICTS, parse_datetime
 
 _REFERENCE_KEYS = ("salesforce", "hubspot", "person", "system", "id", "email", "phone")

@@ -19,8 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
-from guard.db import ledger
-from guard.identity import ERASED_PREFIX
+from guard.ingest.identity import ERASED_PREFIX
+from guard.store.tables import ledger
 from policies.model import Attempt, Decision, Evidence, LedgerEntry, parse_datetime
 
 

@@ -15,7 +15,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask
 
-from guard import schemas
+from guard.http import schemas
 
 OPENAPI_VERSION = "3.0.3"
 

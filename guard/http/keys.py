@@ -29,8 +29,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from guard.db import api_keys, read_only
 from guard.errors import Conflict, Forbidden, InvalidField, NotFound
+from guard.store.engine import read_only
+from guard.store.tables import api_keys
 
 SCOPES = ("check", "send", "events", "admin")
 PREFIX = "cg_"

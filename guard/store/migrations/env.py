@@ -1,10 +1,10 @@
-"""Run the store's migrations on the engine ``guard.db.upgrade`` hands over."""
+"""Run the store's migrations on the engine ``guard.store.migrate.upgrade`` hands over."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from guard.db import make_engine
+from guard.store.engine import make_engine
 
 config = context.config
 

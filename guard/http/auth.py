@@ -12,11 +12,12 @@ import functools
 from collections.abc import Callable
 from typing import TypeVar
 
-from flask import current_app, g, request
+from flask import g, request
 
-from guard import keys
 from guard.errors import Forbidden, Unauthorized
-from guard.keys import ApiKey
+from guard.http import keys
+from guard.http.keys import ApiKey
+from guard.services import services
 
 F = TypeVar("F", bound=Callable)
 
@@ -39,7 +40,7 @@ def authenticate_request(required_scope: str) -> ApiKey:
         raise Unauthorized(
             "Authorization: missing; send 'Authorization: Bearer <api key>'", field="Authorization"
         )
-    key = keys.authenticate(current_app.extensions["guard.engine"], token)
+    key = keys.authenticate(services().engine, token)
     if key is None:
         raise Unauthorized("Authorization: unknown or revoked API key", field="Authorization")
     if not key.allows(required_scope):

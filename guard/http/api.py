@@ -10,16 +10,11 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
-from guard import keys, openapi
-from guard.auth import requires
 from guard.errors import Conflict, GuardError, InvalidField
-from guard.schemas import (
-    CheckSchema,
-    EventsSchema,
-    KeyCreateSchema,
-    ScreenSchema,
-    load_body,
-)
+from guard.http import keys, openapi
+from guard.http.auth import requires
+from guard.http.schemas import CheckSchema, EventsSchema, KeyCreateSchema, ScreenSchema, load_body
+from guard.services import services
 from policies.model import VERDICTS
 
 site = Blueprint("site", __name__)
@@ -35,7 +30,7 @@ _KEY_CREATE = KeyCreateSchema()
 
 def current_guard():
     """The app's ``Guard`` façade."""
-    return current_app.extensions["guard"]
+    return services().guard
 
 
 def _with_defaults(attempt: dict, prefix: str = "") -> dict:
@@ -67,9 +62,9 @@ def healthz() -> tuple[Response, int]:
 
 def store_status(app: Flask) -> dict[str, Any]:
     """Say whether the store answers and is at the newest migration."""
-    from guard.db import current_revision, head_revision
+    from guard.store.migrate import current_revision, head_revision
 
-    engine = app.extensions["guard.engine"]
+    engine = services(app).engine
     status: dict[str, Any] = {"backend": engine.dialect.name, "ok": False}
     try:
         current = current_revision(engine)
@@ -190,7 +185,7 @@ def create_key() -> tuple[Response, int]:
     """Create an API key; the secret is in this response only."""
     body = load_body(request, _KEY_CREATE)
     key, token = keys.create_key(
-        current_app.extensions["guard.engine"], body["name"], body["scopes"],
+        services().engine, body["name"], body["scopes"],
         sender=body.get("sender"), purpose=body.get("purpose"), senders=body.get("senders"),
         purposes=body.get("purposes"), policy=current_guard().policy,
     )
@@ -207,7 +202,7 @@ def _key_json(key: keys.ApiKey, token: str) -> Mapping[str, Any]:
 @requires("admin")
 def list_keys() -> Response:
     """List every API key, revoked ones included; never a key's secret or hash."""
-    return jsonify({"keys": keys.list_keys(current_app.extensions["guard.engine"])})
+    return jsonify({"keys": keys.list_keys(services().engine)})
 
 
 @v1.delete("/keys/<key_id>")
@@ -220,7 +215,7 @@ def revoke_key(key_id: str) -> Response:
         raise Conflict(f"id: {key_id} is the GUARD_ADMIN_KEY key; set a new GUARD_ADMIN_KEY "
                        "and restart to replace it, or run `guard keys revoke key_admin` on "
                        "the server", field="id")
-    return jsonify(keys.revoke_key(current_app.extensions["guard.engine"], key_id))
+    return jsonify(keys.revoke_key(services().engine, key_id))
 
 
 @v1.get("/decisions/<decision_id>")

@@ -17,8 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from guard.db import accounts, identities, people, records
-from guard.flags import flags_for, hash_flags, lapses_at
+from guard.checks.flags import flags_for, hash_flags, lapses_at
+from guard.store.tables import accounts, identities, people, records
 from policies.model import (
     Account,
     Case,

@@ -28,9 +28,17 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from guard import ledger as contact_ledger
-from guard import outbox
-from guard.db import (
+from guard.checks.flags import DO_NOT_CONTACT, ERASED
+from guard.ingest.identity import (
+    Ref,
+    erased_recipient,
+    erasure_hash,
+    normalize_email,
+    normalize_phone,
+)
+from guard.proxy.outbox import forget as forget_sends
+from guard.store import ledger as contact_ledger
+from guard.store.tables import (
     erasure_notices,
     erasures,
     hook_inbox,
@@ -41,8 +49,6 @@ from guard.db import (
     records,
     settings,
 )
-from guard.flags import DO_NOT_CONTACT, ERASED
-from guard.identity import Ref, erased_recipient, erasure_hash, normalize_email, normalize_phone
 from policies.model import Profile
 
 SETTING = "GUARD_ERASURE_SALT"
@@ -169,7 +175,7 @@ def erase_person(conn: Connection, person_id: str, key: bytes, now: datetime,
     decision_ids.update(contact_ledger.redact_recipients(
         conn, {ref.value: erased_recipient(key, ref) for ref in refs}))
     theirs = _recognise(addresses, region)
-    outbox.forget(conn, decision_ids, theirs)
+    forget_sends(conn, decision_ids, theirs)
     forget_deliveries(conn, crm_ids, addresses, theirs)
     forget_answers(conn, decision_ids)
     erased = Profile(id=person_id, erased=True)

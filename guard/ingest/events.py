@@ -28,22 +28,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from guard import erasure
-from guard.db import (
-    accounts,
-    campaigns,
-    dumps_json,
-    erasures,
-    identities,
-    ledger,
-    loads_json,
-    owner_tasks,
-    people,
-    person_aliases,
-    records,
-)
 from guard.errors import InvalidField
-from guard.identity import (
+from guard.ingest import erasure
+from guard.ingest.identity import (
     ID_MAX,
     SENDER_MAX,
     Ref,
@@ -56,7 +43,19 @@ from guard.identity import (
     reference,
     source_ref,
 )
-from guard.ledger import delete_touch, new_touch_row, upsert_touch
+from guard.store.codec import dumps_json, loads_json
+from guard.store.ledger import delete_touch, new_touch_row, upsert_touch
+from guard.store.tables import (
+    accounts,
+    campaigns,
+    erasures,
+    identities,
+    ledger,
+    owner_tasks,
+    people,
+    person_aliases,
+    records,
+)
 from policies.model import (
     CATEGORIES,
     CHANNELS,
@@ -703,7 +702,7 @@ class _Store:
             self._fact(event)
 
     def finish(self) -> None:
-        from guard.profiles import rebuild
+        from guard.ingest.profiles import rebuild
 
         self._flush()
         if self.accounts:

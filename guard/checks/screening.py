@@ -77,9 +77,10 @@ def screen_in_processes(chunks: Iterable[list[Any]], attempt: Mapping, commit: b
 
 def _start_worker(attempt: dict, commit: bool, config: dict) -> None:
     from guard import create_app
+    from guard.services import services
 
     config.setdefault("WARN_MISSING_PROVIDERS", False)
-    _worker.update(guard=create_app(config).extensions["guard"], attempt=attempt,
+    _worker.update(guard=services(create_app(config)).guard, attempt=attempt,
                    commit=commit)
     # A worker only screens: it keeps the raised threshold for its life.
     gc.set_threshold(SCREEN_GC_THRESHOLD, *gc.get_threshold()[1:])

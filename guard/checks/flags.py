@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from guard.db import people, settings
+from guard.store.tables import people, settings
 from policies.model import Profile
 
 # Settings rows of the sweep after a policy change: the version everyone's flags were

@@ -1,0 +1,120 @@
+"""The services of one app, built once from its settings and reached through ``services()``.
+
+Every area (the HTTP API, the proxy, the CRM hooks, the worker, the CLI) takes
+what it needs from the one ``Services`` its app holds, so a request, a
+command and a job in one process share the same store, checks and outbox.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import Flask, current_app
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from guard.checks.service import Guard
+from guard.config import ConfigurationError
+from guard.errors import GuardError
+from guard.forward import Forwarder
+from guard.http import keys
+from guard.proxy.idempotency import Answers
+from guard.proxy.outbox import Outbox
+from guard.proxy.settings import ProxySettings, read_settings
+from guard.store.engine import make_engine
+from guard.store.migrate import upgrade
+
+_KEY = "guard"
+
+
+@dataclass(frozen=True)
+class Services:
+    """What one app's requests, commands and jobs use."""
+
+    guard: Guard
+    engine: Engine
+    proxy: ProxySettings
+    forwarder: Forwarder
+    outbox: Outbox
+    answers: Answers
+
+
+def services(app: Flask | None = None) -> Services:
+    """Return the services of ``app`` (default: the current app)."""
+    return (app or current_app).extensions[_KEY]
+
+
+def init_app(app: Flask) -> Services:
+    """Build the app's services from its settings and keep them on the app."""
+    guard = app.config.get("GUARD") or _guard(app)
+    conf = read_settings(app.config)
+    clock = getattr(guard, "clock", None)
+    outbox = Outbox(guard.engine, clock=clock,
+                    lease=timedelta(seconds=conf.outbox_lease_seconds),
+                    retry_base=timedelta(seconds=conf.outbox_retry_seconds))
+    built = Services(
+        guard=guard, engine=guard.engine, proxy=conf,
+        forwarder=Forwarder(attempts=conf.forward_attempts, wait_initial=conf.forward_wait,
+                            wait_max=conf.forward_wait_max,
+                            retry_after_max=conf.forward_retry_after_max),
+        outbox=outbox,
+        answers=Answers(guard.engine, outbox, clock=clock, wait=conf.idempotency_wait),
+    )
+    app.extensions[_KEY] = built
+    if app.config.get("ADMIN_KEY"):
+        _bootstrap_admin_key(app, guard, own=app.config.get("GUARD") is None)
+    return built
+
+
+def _guard(app: Flask) -> Guard:
+    """Load the policy, connect the store (migrating SQLite) and build the checks."""
+    policy = load_configured_policy(app.config.get("POLICY"))
+    engine = make_engine(app.config["DATABASE_URL"])
+    if engine.dialect.name == "sqlite":
+        # The embedded default needs no setup; PostgreSQL is migrated by `guard db upgrade`
+        # in the release phase, so replicas never race to migrate.
+        upgrade(engine)
+    guard = Guard(engine, policy, check_lanes=app.config["CHECK_LANES"],
+                  erasure_key=app.config.get("ERASURE_SALT"))
+    try:
+        guard.verify_erasure_key()
+    except ConfigurationError:
+        engine.dispose()  # a failed start-up leaves no connection open
+        raise
+    except SQLAlchemyError as exc:
+        if engine.dialect.name == "sqlite":
+            raise
+        # An unmigrated PostgreSQL store: /healthz says so; the key is checked next start.
+        app.logger.warning("GUARD_ERASURE_SALT not checked yet (store not ready): %s", exc)
+    return guard
+
+
+def _bootstrap_admin_key(app: Flask, guard: Guard, *, own: bool) -> None:
+    """Store GUARD_ADMIN_KEY as the bootstrap admin key (``own``: the engine is ours)."""
+    try:
+        keys.ensure_admin_key(guard.engine, app.config["ADMIN_KEY"])
+    except GuardError as exc:
+        if own:
+            guard.engine.dispose()  # made here: a failed start-up leaves no connection open
+        raise ConfigurationError(exc.detail) from None
+    except SQLAlchemyError as exc:
+        if guard.engine.dialect.name == "sqlite":
+            raise ConfigurationError(f"GUARD_ADMIN_KEY: cannot store it: {exc}") from exc
+        # An unmigrated PostgreSQL store: /healthz says so; the key lands on the next start.
+        app.logger.warning("GUARD_ADMIN_KEY not stored yet (store not ready): %s", exc)
+
+
+def load_configured_policy(path: str | None):
+    """Load the policy file or folder at ``path`` (else the default); fail listing every problem."""
+    from policies import PolicyError, default_policy_path, load_policy
+
+    chosen = path or default_policy_path()
+    try:
+        return load_policy(chosen)
+    except PolicyError as exc:
+        lines = "\n".join(f"  {problem}" for problem in exc.problems)
+        raise ConfigurationError(f"GUARD_POLICY: {chosen} has problems:\n{lines}") from None
+    except OSError as exc:
+        raise ConfigurationError(f"GUARD_POLICY: cannot read {chosen}: {exc}") from None
+

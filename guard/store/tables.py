@@ -1,0 +1,256 @@
+"""Every table of the store, in one place: what the migrations build, the code reads.
+
+A change here needs a migration in ``guard/store/migrations/versions``; a test
+compares the two.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+_TIME = sa.DateTime(timezone=True)
+
+people = sa.Table(
+    "people",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("profile", sa.JSON, nullable=False),
+    sa.Column("flags", sa.JSON),
+    sa.Column("flags_hash", sa.String(64)),
+    # When a flag line next runs out by the calendar (the worker refreshes the flags then).
+    sa.Column("flags_lapse_at", _TIME, index=True),
+    sa.Column("erased", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", _TIME, nullable=False),
+    sa.Column("updated_at", _TIME, nullable=False),
+)
+
+# A merged-away person id keeps resolving to the person it was merged into.
+person_aliases = sa.Table(
+    "person_aliases",
+    metadata,
+    sa.Column("alias", sa.String(40), primary_key=True),
+    sa.Column("person_id", sa.String(40), nullable=False, index=True),
+)
+
+# kind: email | phone | ref ("salesforce:003…", "dms:C-1001")
+identities = sa.Table(
+    "identities",
+    metadata,
+    sa.Column("kind", sa.String(8), primary_key=True),
+    sa.Column("value", sa.String(320), primary_key=True),
+    sa.Column("person_id", sa.String(40), nullable=False, index=True),
+)
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("ref", sa.String(320), nullable=False, unique=True),
+    sa.Column("account", sa.JSON),
+    sa.Column("updated_at", _TIME, nullable=False),
+)
+
+# Every event as received, so profiles can be rebuilt and ingestion is idempotent.
+records = sa.Table(
+    "records",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("source_system", sa.String(64), nullable=False),
+    sa.Column("source_type", sa.String(64), nullable=False, default=""),
+    sa.Column("source_id", sa.String(255), nullable=False),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("person_id", sa.String(40), index=True),
+    sa.Column("account_id", sa.String(40), index=True),
+    # A bare-address consent: the normalised email or phone it is about.
+    sa.Column("address", sa.String(320), index=True),
+    sa.Column("updated_at", _TIME, nullable=False),
+    sa.UniqueConstraint("source_system", "source_type", "source_id", "type",
+                        name="uq_records_source"),
+)
+
+campaigns = sa.Table(
+    "campaigns",
+    metadata,
+    sa.Column("id", sa.String(255), primary_key=True),
+    sa.Column("campaign", sa.JSON, nullable=False),
+    sa.Column("record_key", sa.String(400), nullable=False),
+    sa.Column("updated_at", _TIME, nullable=False),
+)
+
+ledger = sa.Table(
+    "ledger",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("person_id", sa.String(40)),
+    sa.Column("at", _TIME, nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("purpose", sa.String(64), nullable=False),
+    sa.Column("sender", sa.String(128), nullable=False),
+    sa.Column("campaign", sa.String(255)),
+    sa.Column("template", sa.String(255)),
+    sa.Column("product", sa.String(255)),
+    sa.Column("verdict", sa.String(16), nullable=False),
+    sa.Column("committed", sa.Boolean, nullable=False),
+    sa.Column("attempt", sa.JSON),
+    sa.Column("decision", sa.JSON),
+    sa.Column("policy_version", sa.String(80)),
+    # A touch reported by another system: its record, so a re-sync updates it.
+    sa.Column("source", sa.JSON),
+    sa.Column("record_key", sa.String(400), unique=True),
+    sa.Column("created_at", _TIME, nullable=False),
+    # A decision about no known person: its recipient, by which an erasure finds the row.
+    sa.Column("recipient", sa.String(320)),
+    # A check reads a person's committed entries since a time. Dry runs (screens, checks
+    # with commit false) are recorded too but never counted: with "committed" before "at"
+    # a check's range holds only what it counts, however many lists were screened.
+    sa.Index("ix_ledger_person_committed_at", "person_id", "committed", "at"),
+    sa.Index("ix_ledger_recipient", "recipient",
+             sqlite_where=sa.text("recipient IS NOT NULL"),
+             postgresql_where=sa.text("recipient IS NOT NULL")),
+    # Dry runs by age: the worker purges those past GUARD_DRY_RUN_RETENTION_DAYS.
+    sa.Index("ix_ledger_dry_runs", "created_at", sqlite_where=sa.text("committed = 0"),
+             postgresql_where=sa.text("committed = false")),
+)
+
+# Keyed hashes (HMAC-SHA256 with GUARD_ERASURE_SALT, a secret kept outside the store) of
+# the addresses and CRM ids of people who exercised the right to erasure.
+erasures = sa.Table(
+    "erasures",
+    metadata,
+    sa.Column("hash", sa.String(64), primary_key=True),
+    sa.Column("erased_at", _TIME, nullable=False),
+)
+
+# CRM records of an erased person that still have to be told "Do not contact"; a row is
+# deleted once the CRM has it, so the guard forgets the record ids as well.
+erasure_notices = sa.Table(
+    "erasure_notices",
+    metadata,
+    sa.Column("system", sa.String(32), primary_key=True),
+    sa.Column("record_id", sa.String(64), primary_key=True),
+    sa.Column("erased_at", _TIME, nullable=False),
+)
+
+# Webhook deliveries are stored before they are acknowledged, then processed by the
+# worker (guard.crm): HubSpot gives up on slow endpoints, and a crash must not lose a change.
+hook_inbox = sa.Table(
+    "hook_inbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("system", sa.String(32), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("received_at", _TIME, nullable=False),
+    sa.Column("processed_at", _TIME),
+    sa.Column("error", sa.Text),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    # SHA-256 of the delivery's signature: a replay of a signed delivery is stored once.
+    sa.Column("signature", sa.String(64)),
+    sa.Index("ix_hook_inbox_pending", "processed_at", "id"),
+    sa.Index("ux_hook_inbox_signature", "signature", unique=True),
+)
+
+settings = sa.Table(
+    "settings",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+owner_tasks = sa.Table(
+    "owner_tasks",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("person_id", sa.String(40), index=True),
+    sa.Column("decision_id", sa.String(40)),
+    sa.Column("owner", sa.String(128), nullable=False),
+    sa.Column("rule", sa.String(128)),
+    sa.Column("subject", sa.String(255), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("dedupe_key", sa.String(255), nullable=False, unique=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", _TIME, nullable=False),
+    sa.Column("done_at", _TIME),
+    sa.Column("result", sa.JSON),
+    sa.Index("ix_owner_tasks_status", "status", "created_at"),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("scopes", sa.String(255), nullable=False),
+    sa.Column("sender", sa.String(128)),
+    sa.Column("purpose", sa.String(64)),
+    # Allow-lists (names or patterns such as ``dealer:*``); null: no limit.
+    sa.Column("senders", sa.JSON),
+    sa.Column("purposes", sa.JSON),
+    sa.Column("created_at", _TIME, nullable=False),
+    # A revoked key authenticates nothing, and the worker drops what it queued.
+    sa.Column("revoked_at", _TIME),
+)
+
+# A provider request answered under an Idempotency-Key, per API key: a retry of it gets the
+# same answer (``response``, or the reply the provider gave ``outbox_id``) and nothing else.
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("key_id", sa.String(40), primary_key=True),
+    sa.Column("key_hash", sa.String(64), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("response", sa.JSON, nullable=False),
+    sa.Column("outbox_id", sa.String(40)),
+    # The decisions the request made, space-separated: erasure finds a person's answers by them.
+    sa.Column("decision_ids", sa.Text, nullable=False),
+    sa.Column("created_at", _TIME, nullable=False, index=True),
+)
+
+sync_bookmarks = sa.Table(
+    "sync_bookmarks",
+    metadata,
+    sa.Column("connector", sa.String(32), primary_key=True),
+    sa.Column("stream", sa.String(64), primary_key=True),
+    sa.Column("value", sa.JSON, nullable=False),
+    sa.Column("updated_at", _TIME, nullable=False),
+)
+
+# What the guard last wrote to each CRM record, so unchanged flags are never rewritten.
+crm_writes = sa.Table(
+    "crm_writes",
+    metadata,
+    sa.Column("system", sa.String(32), primary_key=True),
+    sa.Column("record_id", sa.String(64), primary_key=True),
+    sa.Column("flags_hash", sa.String(64), nullable=False),
+    sa.Column("written_at", _TIME, nullable=False),
+)
+
+# Every send the guard makes, from first try to delivery (see guard.proxy.outbox).
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("idempotency_key", sa.String(64), nullable=False, unique=True),
+    sa.Column("provider", sa.String(16), nullable=False),
+    sa.Column("resource", sa.String(16), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("recipients", sa.JSON, nullable=False),
+    sa.Column("checks", sa.JSON, nullable=False),
+    sa.Column("defaults", sa.JSON, nullable=False),
+    sa.Column("decision_ids", sa.JSON, nullable=False),
+    sa.Column("key_id", sa.String(64)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("needs_check", sa.Boolean, nullable=False, default=False),
+    sa.Column("not_before", _TIME, nullable=False),
+    sa.Column("tries", sa.Integer, nullable=False, default=0),
+    sa.Column("claim_token", sa.String(40)),
+    sa.Column("claimed_at", _TIME),
+    sa.Column("last_error", sa.Text),
+    sa.Column("response_status", sa.Integer),
+    sa.Column("response_body", sa.Text),
+    sa.Column("created_at", _TIME, nullable=False),
+    sa.Column("updated_at", _TIME, nullable=False),
+    sa.Index("ix_outbox_due", "status", "not_before"),
+)
