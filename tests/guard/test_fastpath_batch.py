@@ -7,11 +7,14 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from guard.checks import service
+from guard.checks.facts import READ_BY_IDENTITY, read_facts
 from guard.errors import InvalidField
+from guard.ingest.identity import Ref
 from guard.store.tables import identities
-
-from .conftest import accepted, person, purchase
+from guard.store.tables import people as people_table
+from guard.store.util import utc_now
+from policies.model import Profile
+from tests.conftest import accepted, person, purchase
 
 TEMPLATE = {"channel": "email", "purpose": "price_offer", "sender": "oem", "product": "audi-a4",
             "campaign": "spring"}
@@ -77,24 +80,25 @@ def test_a_list_parameter_finds_what_an_in_list_finds(people, engine, size):
     values = ["anna@example.com", "björn@exämple.de", "nobody@example.com", "o'hara@x.de",
               *(f"p{i}@example.com" for i in range(size))][:size]
     with engine.connect() as conn:
-        statement = service._RESOLVE_MANY[conn.dialect.name]
-        listed = conn.execute(statement, {"kind": "email", "values": values}).all()
+        statement = READ_BY_IDENTITY[conn.dialect.name]
+        listed = {(row.value, row.id) for row in conn.execute(statement, {
+            "kind": "email", "values": values, "since": utc_now(), "campaign": None})}
         expected = conn.execute(
             sa.select(identities.c.value, identities.c.person_id)
             .where(identities.c.kind == "email", identities.c.value.in_(values))).all()
-    assert sorted(listed) == sorted(expected)
+    assert sorted(listed) == sorted(tuple(row) for row in expected)
     assert len(expected) == len({"anna@example.com", "björn@exämple.de"} & set(values))
 
 
 def test_stored_profiles_of_a_batch_are_read_lazily_and_equal_the_eager_decoding(people,
                                                                                  engine):
-    target = service.Ref("email", "anna@example.com")
+    target = Ref("email", "anna@example.com")
     with engine.connect() as conn:
-        known = people._read_many(conn, [target], service._utc_now(), ())
+        known = read_facts(conn, [target], since=utc_now(), erasure_key=None)
         [(person_id, profile)] = known.profiles.items()
-        stored = conn.execute(sa.select(service.people.c.profile)
-                              .where(service.people.c.id == person_id)).scalar()
+        stored = conn.execute(sa.select(people_table.c.profile)
+                              .where(people_table.c.id == person_id)).scalar()
     if isinstance(stored, str):
         stored = json.loads(stored)
-    assert profile == service.Profile.from_dict(stored)
+    assert profile == Profile.from_dict(stored)
     assert profile.purchases[0].product == "audi-a4"

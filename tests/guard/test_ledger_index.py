@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from guard.checks.service import _LEDGER_MANY, _PERSON_BY_ID, _PERSON_BY_IDENTITY
+from guard.checks.facts import READ_BY_ID, READ_BY_IDENTITY
 from guard.store.engine import make_engine
 from guard.store.migrate import upgrade
 from guard.store.tables import ledger
@@ -28,7 +28,7 @@ def _plan(engine, statement, values: dict) -> str:
     return "\n".join(row[-1] for row in rows)
 
 
-@pytest.mark.parametrize("statement", ["by_id", "by_identity", "many"])
+@pytest.mark.parametrize("statement", ["by_id", "by_identity"])
 def test_a_checks_ledger_range_holds_only_committed_entries(tmp_path, statement):
     # Dry runs are recorded but never counted: the range a check walks must stop at them
     # in the index, not fetch each from the table to skip it (a daily screen of a list
@@ -36,11 +36,9 @@ def test_a_checks_ledger_range_holds_only_committed_entries(tmp_path, statement)
     # PostgreSQL reads the same index, whose columns this migration sets for both.
     engine = make_engine(f"sqlite:///{tmp_path / 'plan.db'}")
     upgrade(engine)
-    values = {"since": "2026-01-01 00:00:00.000000", "campaign": None,
-              "person_id": "per_x", "kind": "email", "value": "a@example.com",
-              "ids": json.dumps(["per_x", "per_y"])}
-    chosen = {"by_id": _PERSON_BY_ID, "by_identity": _PERSON_BY_IDENTITY,
-              "many": _LEDGER_MANY["sqlite"]}[statement]
+    values = {"since": "2026-01-01 00:00:00.000000", "campaign": None, "kind": "email",
+              "values": json.dumps(["a@example.com"]), "ids": json.dumps(["per_x", "per_y"])}
+    chosen = {"by_id": READ_BY_ID, "by_identity": READ_BY_IDENTITY}[statement]["sqlite"]
     plan = _plan(engine, chosen, values)
     engine.dispose()
     assert f"{INDEX} (person_id=? AND committed=? AND at>?)" in plan, plan
