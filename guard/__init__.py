@@ -33,11 +33,10 @@ _frozen = threading.Event()
 def freeze_start_up_heap() -> None:
     """Move the objects start-up built out of the collector's reach, once per process."""
     # The policy, SQLAlchemy, Flask and the modules are some 100,000 objects that live as
-    # long as the process, and every full collection walked them all: under gunicorn that
-    # stalled a worker for 110-220 ms mid-load (one per worker in 30 s at 200 checks/s),
-    # the p99 of /v1/check. Frozen, a full pass walks only what requests left behind.
-    # Once per process: one that builds many apps (the tests) pins only the first one's,
-    # after collecting its garbage (~0.2 s) so that none of it is pinned.
+    # long as the process, and a full collection that walks them all stalls a worker
+    # mid-load (the p99 of /v1/check). Frozen, a full pass walks only what requests left
+    # behind. Once per process: one that builds many apps (the tests) pins only the first
+    # one's, after collecting its garbage so that none of it is pinned.
     if _frozen.is_set():
         return
     _frozen.set()

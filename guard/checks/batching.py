@@ -1,7 +1,7 @@
 """Group commit: checks that arrive together share one transaction.
 
 A store commits only so many transactions a second (an SQLite WAL write, a
-PostgreSQL WAL flush), and every check used to be one. Under load the
+PostgreSQL WAL flush), so checks do not each take one. Under load the
 service's threads submit checks here. Up to ``lanes`` batches run at once;
 a thread that finds a lane free runs its own check at once (so a quiet
 service adds no wait), and threads that find every lane busy queue. When a

@@ -24,9 +24,9 @@ AHEAD = 2
 
 # The cyclic collector's first-generation threshold while screening (Python's is 700).
 # A batch keeps hundreds of decoded profiles alive while it is decided, and at 700 the
-# collector walked them again and again: 13-18 µs of a ~200 µs recipient. Screening makes
-# almost no reference cycles (refcounting frees a batch), so collecting rarely costs little
-# memory: at most this many container objects wait for the collector.
+# collector would walk them again and again. Screening makes almost no reference cycles
+# (refcounting frees a batch), so collecting rarely costs little memory: at most this
+# many container objects wait for the collector.
 SCREEN_GC_THRESHOLD = 100_000
 
 # One screened row: verdict, rules joined with ";", decision id, error, field in error.
