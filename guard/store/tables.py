@@ -22,7 +22,8 @@ people = sa.Table(
     sa.Column("flags_lapse_at", _TIME, index=True),
     sa.Column("erased", sa.Boolean, nullable=False, default=False),
     sa.Column("created_at", _TIME, nullable=False),
-    sa.Column("updated_at", _TIME, nullable=False),
+    # The CRM write-back reads people whose flags changed since its watermark.
+    sa.Column("updated_at", _TIME, nullable=False, index=True),
 )
 
 # A merged-away person id keeps resolving to the person it was merged into.
