@@ -1,9 +1,10 @@
-"""Shared fixtures: a fresh store on SQLite and on PostgreSQL, the policy, and the Guard."""
+"""Shared fixtures (a store on SQLite and PostgreSQL, the policy, the Guard), a clock, events."""
 
 from __future__ import annotations
 
 import os
 import secrets
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 import pytest
@@ -88,3 +89,31 @@ def guard(engine, policy):
     from guard.checks.service import Guard
 
     return Guard(engine, policy)
+
+
+# A Monday, 11:00 in Berlin.
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(engine, policy):
+    """The Guard façade on the migrated store with the shipped policy, its clock at NOW."""
+    from guard.checks.service import Guard
+
+    return Guard(engine, policy, clock=lambda: NOW)
+
+
+def person(sid: str, *emails: str, system: str = "salesforce", **fields) -> dict:
+    return {"type": "person", "source": {"system": system, "type": "Contact", "id": sid},
+            "emails": list(emails), **fields}
+
+
+def purchase(sid: str, who, product: str = "audi-a4", at: str = "2026-11-21T10:00:00Z",
+             **fields) -> dict:
+    return {"type": "purchase", "source": {"system": "dms", "id": sid}, "person": who,
+            "product": product, "category": "vehicle", "at": at, **fields}
+
+
+def accepted(result: dict) -> int:
+    assert result["rejected"] == [], result["rejected"]
+    return result["accepted"]

@@ -16,8 +16,9 @@ from guard.errors import InvalidField
 from guard.store.engine import make_engine
 from guard.store.tables import ledger
 from policies import parse_policy
+from tests.conftest import NOW, accepted, person
 
-from .conftest import CAP, CAP_POLICY, NOW, accepted, person
+from .conftest import CAP, CAP_POLICY
 
 NEWSLETTER = {"channel": "email", "purpose": "newsletter", "sender": "oem"}
 
@@ -53,7 +54,7 @@ def test_a_batch_counts_its_own_earlier_attempts_toward_the_cap(capped):
 
 
 def test_a_batch_matches_the_same_checks_made_one_by_one(engine, policy):
-    from tests.guard.conftest import purchase
+    from tests.conftest import purchase
 
     events = [person("003A", "anna@example.com", owner="dealer:muc"),
               purchase("P1", {"email": "anna@example.com"}),

@@ -9,8 +9,9 @@ from collections import Counter
 from guard.checks.service import Guard
 from guard.store.engine import make_engine
 from policies import parse_policy
+from tests.conftest import accepted, person
 
-from .conftest import CAP, CAP_POLICY, accepted, person
+from .conftest import CAP, CAP_POLICY
 
 PROCESSES = 4
 CHECKS_EACH = 4

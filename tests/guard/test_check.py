@@ -11,8 +11,7 @@ from sqlalchemy import event
 from guard.checks.service import Guard
 from guard.errors import InvalidField, NotFound
 from policies import parse_policy
-
-from .conftest import NOW, accepted, person, purchase
+from tests.conftest import NOW, accepted, person, purchase
 
 CAP = """
 rules:

@@ -6,8 +6,7 @@ from datetime import timedelta
 
 from guard import create_app, worker
 from guard.checks.service import Guard
-
-from .conftest import NOW, accepted, person, purchase
+from tests.conftest import NOW, accepted, person, purchase
 
 
 class Clock:

@@ -12,8 +12,7 @@ import sqlalchemy as sa
 
 from guard import create_app
 from guard.errors import InvalidField
-
-from .conftest import accepted, person
+from tests.conftest import accepted, person
 
 INJECTED = "dealer:x\r\nX-Injected: 1"
 BAD = {"crlf": INJECTED, "nul": "dealer:x\x00", "nel": "dealer:x\x85y",

@@ -8,8 +8,7 @@ import threading
 import pytest
 
 from guard.store import engine as db
-
-from .conftest import NOW, accepted, person
+from tests.conftest import NOW, accepted, person
 
 NEWSLETTER = {"channel": "email", "purpose": "newsletter", "sender": "oem",
               "at": NOW.isoformat()}

@@ -11,8 +11,7 @@ from guard.errors import InvalidField
 from guard.ingest.events import parse_event
 from guard.store.tables import identities, ledger, people, records
 from policies import default_policy_path, load_policy
-
-from .conftest import accepted, person, purchase
+from tests.conftest import accepted, person, purchase
 
 ACCOUNT = {"system": "salesforce", "type": "Account", "id": "001A"}
 
@@ -101,8 +100,7 @@ def test_records_read_again_unchanged_are_not_written_again(engine, policy):
     from datetime import timedelta
 
     from guard.checks.service import Guard
-
-    from .conftest import NOW
+    from tests.conftest import NOW
 
     def times() -> dict:
         with engine.connect() as conn:

@@ -8,13 +8,12 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from guard.forward import SENT, Outcome
 from guard.ingest.identity import Ref, erasure_hash
 from guard.proxy.outbox import DONE_SENT, Item, Outbox
+from guard.proxy.transport import SENT, Outcome
 from guard.store.ledger import ERASED_MESSAGE
 from guard.store.tables import hook_inbox, idempotency_keys, ledger, outbox
-
-from .conftest import NOW, accepted, person
+from tests.conftest import NOW, accepted, person
 
 EMAIL, PHONE, NAME = "anna.weber@example.com", "+491701234567", "Anna Weber"
 OTHER = "olaf@example.com"

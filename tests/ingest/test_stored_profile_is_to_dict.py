@@ -14,9 +14,8 @@ import sqlalchemy as sa
 from guard.demo.sample import generate
 from guard.ingest import profiles
 from guard.store.tables import people
-
-from .conftest import NOW
-from .test_profiles_bulk import book
+from tests.conftest import NOW
+from tests.ingest.test_bulk_matches_one_at_a_time import book
 
 
 def test_the_written_dict_is_the_profiles_to_dict(store, engine, policy):

@@ -20,10 +20,8 @@ from guard.ingest import profiles
 from guard.store.engine import make_engine
 from guard.store.migrate import upgrade
 from guard.store.tables import identities, people
-from tests.conftest import POSTGRES_URL, postgres_schema_url
+from tests.conftest import NOW, POSTGRES_URL, accepted, person, postgres_schema_url, purchase
 from tests.snapshots import store_snapshot
-
-from .conftest import NOW, accepted, person, purchase
 
 ACME = {"system": "salesforce", "type": "Account", "id": "001ACME"}
 GHOST = {"system": "salesforce", "type": "Account", "id": "001GHOST"}
