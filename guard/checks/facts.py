@@ -26,8 +26,8 @@ from sqlalchemy.engine import Connection
 
 from guard.errors import GuardError
 from guard.ingest import erasure
-from guard.ingest.events import resolve_person
 from guard.ingest.identity import Ref, erasure_hash
+from guard.ingest.people import resolve_person
 from guard.store import ledger as contact_ledger
 from guard.store.codec import loads_json
 from guard.store.tables import campaigns, erasures, identities, ledger, people, records

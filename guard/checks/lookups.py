@@ -9,8 +9,8 @@ from sqlalchemy.engine import Engine
 
 from guard.checks import tasks
 from guard.errors import NotFound
-from guard.ingest.events import resolve_person
 from guard.ingest.identity import Ref
+from guard.ingest.people import resolve_person
 from guard.store import ledger as contact_ledger
 from guard.store.engine import read_only
 from guard.store.tables import ledger, people

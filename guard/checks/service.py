@@ -32,9 +32,9 @@ from guard.checks.facts import Facts, read_facts
 from guard.config import ConfigurationError
 from guard.errors import InvalidField
 from guard.ingest import erasure
-from guard.ingest import events as event_store
-from guard.ingest.events import resolve_person
+from guard.ingest import writer as event_writer
 from guard.ingest.identity import Ref, erased_recipient, reference
+from guard.ingest.people import resolve_person
 from guard.store import ledger as contact_ledger
 from guard.store.engine import read_only
 from guard.store.util import utc_now
@@ -85,8 +85,8 @@ class Guard:
     def ingest(self, events: list[Mapping]) -> dict:
         """Store a batch of events (SPEC §6); return accepted count and rejections."""
         with self.engine.begin() as conn:
-            return event_store.ingest(conn, list(events), self.policy, self.clock(),
-                                      self._erasure_key)
+            return event_writer.ingest(conn, list(events), self.policy, self.clock(),
+                                       self._erasure_key)
 
     def erasure_salt(self) -> bytes | None:
         """Return the secret key of erasure hashes (GUARD_ERASURE_SALT), or None when unset."""

@@ -49,11 +49,11 @@ from guard.store.tables import (
     records,
     settings,
 )
-from policies.model import Profile
+from policies.model import Profile, parse_datetime
 
 SETTING = "GUARD_ERASURE_SALT"
-# The settings rows: the check value of the key, and the salt a store made for itself
-# before the key had to be a secret outside it.
+# The settings rows: the check value of the key, and a salt older stores keep in
+# themselves, which start-up deletes (the key belongs outside the store).
 KEY_CHECK = "erasure_key_check"
 STORED_SALT = "erasure_salt"
 # A new key must be long enough that trying keys is hopeless; a key earlier erasures were
@@ -65,6 +65,9 @@ _PAGE = 500
 _OBJECT_FIELDS = ("objectId", "primaryObjectId", "mergedObjectIds", "newObjectId")
 _REDACTED_ERROR = "redacted: named a person who exercised the right to erasure"
 _INSERT = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
+_ANY_ERASURE = sa.select(erasures.c.hash).limit(1)
+_ERASED_AT = sa.select(erasures.c.hash, erasures.c.erased_at).where(
+    erasures.c.hash.in_(sa.bindparam("hashes", expanding=True)))
 
 
 @dataclass(frozen=True)
@@ -80,8 +83,21 @@ def key_state(conn: Connection) -> KeyState:
     """Read the key's check value, a salt kept in the store, and whether anyone is erased."""
     found = dict(conn.execute(sa.select(settings.c.name, settings.c.value).where(
         settings.c.name.in_((KEY_CHECK, STORED_SALT)))).all())
-    erased = conn.execute(sa.select(erasures.c.hash).limit(1)).first() is not None
-    return KeyState(found.get(KEY_CHECK), found.get(STORED_SALT), erased)
+    return KeyState(found.get(KEY_CHECK), found.get(STORED_SALT), anyone_erased(conn))
+
+
+def anyone_erased(conn: Connection) -> bool:
+    """Say whether anyone was ever erased in this store (most stores never erase anyone)."""
+    return conn.execute(_ANY_ERASURE).first() is not None
+
+
+def erased_on(conn: Connection, key: bytes, refs: Collection[Ref]) -> dict[Ref, str]:
+    """Return the day (ISO date) each erased identity among ``refs`` was erased."""
+    hashes = {erasure_hash(key, ref): ref for ref in refs}
+    if not hashes:
+        return {}
+    return {hashes[digest]: parse_datetime(at).date().isoformat() for digest, at in
+            conn.execute(_ERASED_AT, {"hashes": list(hashes)}).all()}
 
 
 def key_problem(state: KeyState, key: bytes | None) -> str | None:

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from guard.checks.flags import flags_for, hash_flags, lapses_at
 from guard.store.tables import accounts, identities, people, records
+from guard.store.util import chunks
 from policies.model import (
     Account,
     Case,
@@ -303,7 +304,7 @@ def _accounts_records(conn: Connection, account_ids: Sequence[str]
                       ) -> dict[str, tuple[Account | None, list]]:
     """Read accounts and every fact filed under each, oldest first, in a few queries."""
     found: dict[str, tuple[Account | None, list]] = {}
-    for part in _chunks(sorted(set(account_ids))):
+    for part in chunks(sorted(set(account_ids)), REBUILD_CHUNK):
         shown = dict(conn.execute(_ACCOUNTS, {"ids": part}).all())
         rows: dict[str, list] = {account_id: [] for account_id in part}
         for row in conn.execute(_ACCOUNT_FACTS, {"ids": part}).mappings():
@@ -350,12 +351,6 @@ def _stated(rows: Iterable[Mapping]) -> set[tuple[str, str]]:
 # A rebuild reads and writes people in chunks: a few IN-queries and one executemany per
 # chunk instead of several statements per person (a CRM sync touches thousands at once).
 REBUILD_CHUNK = 500
-
-
-def _chunks(items: Sequence, size: int | None = None) -> Iterable[Sequence]:
-    size = size or REBUILD_CHUNK
-    for start in range(0, len(items), size):
-        yield list(items[start:start + size])
 
 
 _PEOPLE = sa.select(people.c.id, people.c.erased, people.c.flags_hash).where(
@@ -412,7 +407,7 @@ def rebuild(conn: Connection, person_ids: Iterable[str], policy, now: datetime,
     """
     account_cache: dict = {}
     shared: dict = {}
-    for part in _chunks(sorted(set(person_ids))):
+    for part in chunks(sorted(set(person_ids)), REBUILD_CHUNK):
         _rebuild_chunk(conn, part, policy, now, account_cache, shared, restated)
 
 
@@ -436,7 +431,7 @@ def _rebuild_chunk(conn: Connection, person_ids: list[str], policy, now: datetim
     addresses = {pid: _addresses(own[pid]) for pid in live}
     bare_rows: list = []
     every_address = sorted({a for found in addresses.values() for a in found})
-    for part in _chunks(every_address):
+    for part in chunks(every_address, REBUILD_CHUNK):
         bare_rows += [row for row in conn.execute(_BARE_CONSENTS, {"addresses": part}).mappings()
                       if row["person_id"] is None]
     if len(every_address) > REBUILD_CHUNK:
