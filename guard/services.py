@@ -17,11 +17,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from guard.checks.service import Guard
 from guard.config import ConfigurationError
 from guard.errors import GuardError
-from guard.forward import Forwarder
 from guard.http import keys
 from guard.proxy.idempotency import Answers
 from guard.proxy.outbox import Outbox
 from guard.proxy.settings import ProxySettings, read_settings
+from guard.proxy.transport import Forwarder
 from guard.store.engine import make_engine
 from guard.store.migrate import upgrade
 

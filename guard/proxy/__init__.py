@@ -11,6 +11,8 @@ outbox: every send the guard makes is first recorded there, then forwarded
     idempotency.py  answers kept for retries under an Idempotency-Key
     outbox.py       every send, from first try to delivery, exactly once
     delivery.py     forward one outbox row and record how it ended
+    providers.py    one class per provider: its request from a row, its reply to the caller
+    transport.py    the one upstream transport, and what is retried
     describe.py     the endpoints in the OpenAPI document
 """
 

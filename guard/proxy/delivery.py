@@ -10,23 +10,12 @@ import logging
 
 from flask import Flask
 
-from guard.forward import Outcome, UpstreamRequest
 from guard.proxy.outbox import Claim
-from guard.proxy.settings import ProxySettings
+from guard.proxy.providers import provider
+from guard.proxy.transport import Outcome
 from guard.services import services
 
 log = logging.getLogger(__name__)
-
-
-def upstream_request(provider: str, resource: str, payload, conf: ProxySettings) -> UpstreamRequest:
-    """Build the request for the provider from an outbox payload and the guard's credentials."""
-    from guard.proxy import sendgrid, twilio
-
-    if provider == "sendgrid":
-        return sendgrid.upstream_request(payload, conf)
-    if provider == "twilio":
-        return twilio.upstream_request(resource, payload, conf)
-    raise ValueError(f"unknown provider {provider!r}")
 
 
 def deliver(claim: Claim, *, app: Flask | None = None,
@@ -36,7 +25,7 @@ def deliver(claim: Claim, *, app: Flask | None = None,
     With ``defer``, a delivered send's row is settled later (``Outbox.finish``).
     """
     used = services(app)
-    request = upstream_request(claim.provider, claim.resource, claim.payload, used.proxy)
+    request = provider(claim.provider).request(claim.resource, claim.payload, used.proxy)
     outcome = used.forwarder.send(request)
     status = used.outbox.finish(claim, outcome, defer=defer)
     if outcome.state != "sent":

@@ -53,7 +53,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from guard.checks.batching import Batcher, Job
-from guard.forward import FAILED, REJECTED, SENT, Outcome
+from guard.proxy.transport import FAILED, REJECTED, SENT, Outcome
 from guard.store.tables import outbox
 
 log = logging.getLogger(__name__)

@@ -22,13 +22,13 @@ from email_validator import EmailNotValidError, validate_email
 from flask import Blueprint, Response, current_app, g, request
 
 from guard.errors import GuardError, InvalidField, TooLarge
-from guard.forward import UpstreamRequest
 from guard.http.auth import authenticate_request
 from guard.ingest.identity import normalize_email
 from guard.proxy import delivery, idempotency, twilio
 from guard.proxy.idempotency import Answer
 from guard.proxy.outbox import Item, idempotency_key
-from guard.proxy.settings import ProxySettings
+from guard.proxy.providers import SENDGRID
+from guard.proxy.transport import REJECTED
 from guard.services import services
 
 bp = Blueprint("sendgrid", __name__)
@@ -269,16 +269,6 @@ def plan(body: Mapping, check: Callable[[Mapping], Any], *, policy=None,
     return split(body, recipients, [check(r.check) for r in recipients])
 
 
-def upstream_request(payload: Mapping, conf: ProxySettings) -> UpstreamRequest:
-    """Build the Mail Send request to SendGrid with the guard's own key."""
-    return UpstreamRequest(
-        "POST", f"{conf.sendgrid_url}/v3/mail/send",
-        {"Authorization": f"Bearer {conf.sendgrid_api_key or ''}",
-         "Content-Type": "application/json"},
-        json.dumps(payload, separators=(",", ":")).encode(),
-    )
-
-
 def errors_response(status: int, message: str, field_name: str | None = None) -> Response:
     """Answer in SendGrid's error shape."""
     body = {"errors": [{"message": message, "field": field_name, "help": None}]}
@@ -438,13 +428,11 @@ def mail_send() -> Response:
     first = final = stored["answer"]
     claim = stored["claim"]
     outcome = delivery.deliver(claim, defer=True)[1] if claim is not None else None
-    if outcome is not None and outcome.state == "rejected":
+    if outcome is not None and outcome.state == REJECTED:
         # SendGrid refused the message itself: the caller fixes and resends it, so
         # nothing of this request is held or rerouted (the resend would double it).
         box.withdraw(stored["held"])
-        reply = outcome.reply
-        final = Answer(reply.status, {}, reply.body.decode("utf-8", "replace"),
-                       reply.headers.get("Content-Type", "application/json"))
+        final = SENDGRID.answer(outcome, first)
     elif any(dict(r.decision.reroute or {}).get("channel") == "sms" for r in result.rerouted):
         final = answer(result, [_reroute(r, key) for r in result.rerouted])
     answers.complete(claimed, first, final)

@@ -12,7 +12,6 @@ for messages, ``queued`` for calls) and ``X-Guard-Not-Before``.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import re
@@ -27,12 +26,11 @@ from urllib.parse import parse_qsl, urlencode
 from flask import Blueprint, Response, g, request
 
 from guard.errors import GuardError, InvalidField, UnsupportedMedia
-from guard.forward import REJECTED, SENT, UpstreamRequest
 from guard.http.auth import authenticate_request
 from guard.proxy import delivery, idempotency
 from guard.proxy.idempotency import Answer, Claimed
 from guard.proxy.outbox import Claim, Item, idempotency_key
-from guard.proxy.settings import ProxySettings
+from guard.proxy.providers import TWILIO
 from guard.services import services
 
 bp = Blueprint("twilio", __name__)
@@ -74,18 +72,6 @@ def _guard_error(exc: GuardError) -> Response:
     if exc.field in ("to", "To"):
         return error_response(exc.status, exc.detail, INVALID_TO)
     return error_response(exc.status, exc.detail)
-
-
-def upstream_request(resource: str, payload: Mapping, conf: ProxySettings) -> UpstreamRequest:
-    """Build the request to the guard's own Twilio account."""
-    sid = conf.twilio_account_sid or ""
-    token = base64.b64encode(f"{sid}:{conf.twilio_auth_token or ''}".encode()).decode()
-    return UpstreamRequest(
-        "POST", f"{conf.twilio_url}/2010-04-01/Accounts/{sid}/{resource}.json",
-        {"Authorization": f"Basic {token}",
-         "Content-Type": "application/x-www-form-urlencoded"},
-        payload["form"].encode(),
-    )
 
 
 def _waiting_resource(resource: str, row_id: str, form: Mapping, account: str,
@@ -291,12 +277,8 @@ def _create(resource: str, account: str) -> Response:
     final = done.answer
     if done.claim is not None:
         _, outcome = delivery.deliver(done.claim, defer=True)
-        if outcome.state in (SENT, REJECTED):
-            reply = outcome.reply
-            headers = {k: v for k, v in done.answer.headers.items() if k != "X-Guard-Outbox"}
-            final = Answer(reply.status, headers, reply.body.decode("utf-8", "replace"),
-                           reply.headers.get("Content-Type", "application/json"))
-            answers.complete(claimed, done.answer, final)
+        final = TWILIO.answer(outcome, done.answer)
+        answers.complete(claimed, done.answer, final)
     response = final.response()
     # A delivered send's row is settled once the caller has Twilio's answer.
     response.call_on_close(services().outbox.settle_deferred)

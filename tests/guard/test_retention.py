@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from guard import create_app, worker
 from guard.checks.service import Guard
 from guard.config import ConfigurationError
-from guard.forward import SENT, Outcome
 from guard.proxy.outbox import DONE_SENT, DROPPED, HELD, UNKNOWN, Item, Outbox
+from guard.proxy.transport import SENT, Outcome
 from guard.services import services
 from guard.store.engine import make_engine
 from guard.store.migrate import upgrade

@@ -12,10 +12,10 @@ import sqlalchemy as sa
 
 from guard import worker
 from guard.errors import InvalidField
-from guard.forward import Outcome, Reply
 from guard.http import keys
 from guard.proxy import sendgrid
 from guard.proxy.outbox import Item, Outbox
+from guard.proxy.transport import Outcome, Reply
 from guard.services import services
 from guard.store.tables import ledger
 

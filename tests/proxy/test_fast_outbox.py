@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from guard.forward import FAILED, REJECTED, SENT, UNKNOWN, Outcome, Reply
 from guard.proxy.outbox import _INSERT, Item, Outbox
+from guard.proxy.transport import FAILED, REJECTED, SENT, UNKNOWN, Outcome, Reply
 from guard.store.tables import outbox
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

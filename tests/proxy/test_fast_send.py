@@ -6,10 +6,8 @@ import json
 from types import SimpleNamespace
 
 import pytest
-import requests
 import sqlalchemy as sa
 
-from guard.forward import Forwarder, OneWriteAdapter, UpstreamRequest
 from guard.proxy import sendgrid
 from guard.services import services
 from guard.store.tables import outbox
@@ -68,35 +66,3 @@ def test_the_sent_row_settles_when_the_response_is_closed(client, token, upstrea
     response.close()  # what the WSGI server does once the answer is sent
     with engine.connect() as conn:
         assert conn.execute(sa.select(outbox.c.status)).scalars().all() == ["sent"]
-
-
-def test_the_adapter_finds_an_origins_pool_once_and_again_after_closing(upstream):
-    session = requests.Session()
-    adapter = OneWriteAdapter()
-    session.mount("http://", adapter)
-    forwarder = Forwarder(session=session)
-    request = UpstreamRequest("POST", upstream.url + "/v3/mail/send",
-                              {"Content-Type": "application/json"}, b'{"x": 1}')
-    assert forwarder.send(request).state == "sent"
-    first = adapter.get_connection_with_tls_context(forwarder._prepare(request), True)
-    assert adapter.get_connection_with_tls_context(forwarder._prepare(request), True) is first
-    adapter.close()  # closes every pool: the next send must not use a closed one
-    assert forwarder.send(request).state == "sent"
-    assert adapter.get_connection_with_tls_context(forwarder._prepare(request), True) \
-        is not first
-    assert len(upstream.received) == 2
-    session.close()
-
-
-@pytest.mark.parametrize("payload", [b'{"x": 1}', b""], ids=["body", "empty"])
-def test_a_prepared_request_is_what_requests_would_prepare(payload):
-    forwarder = Forwarder()
-    request = UpstreamRequest("POST", "https://api.sendgrid.com/v3/mail/send",
-                              {"Authorization": "Bearer k", "Content-Type": "application/json"},
-                              payload)
-    fast = forwarder._prepare(request)
-    slow = requests.Request("POST", request.url, headers=dict(request.headers)).prepare()
-    slow.prepare_body(payload, None)
-    assert (fast.method, fast.url, fast.body) == (slow.method, slow.url, slow.body)
-    assert dict(fast.headers) == dict(slow.headers)
-    forwarder.session.close()

@@ -36,7 +36,7 @@ def via_twilio(app, token):
 
 
 def via_outbox(app, token):
-    """A deferred send whose time has come, released by the worker."""
+    """A deferred mail whose time has come, released by the worker."""
     services(app).outbox.hold(Item(
         "sendgrid", "mail",
         {"personalizations": [{"to": [{"email": "anna@example.com"}]}],
@@ -49,8 +49,20 @@ def via_outbox(app, token):
     return None
 
 
-TRANSPORTS = [via_sendgrid, via_twilio, via_outbox]
-IDS = ["sendgrid", "twilio", "outbox"]
+def via_outbox_sms(app, token):
+    """A deferred SMS whose time has come, released by the worker."""
+    services(app).outbox.hold(Item(
+        "twilio", "Messages",
+        {"form": urlencode({"To": "+491701234567", "From": "+4930123456", "Body": "Hi"})},
+        "key-" + token[-8:], recipients=["+491701234567"],
+        checks=[{"channel": "sms", "to": "+491701234567"}],
+        defaults={"sender": "oem", "purpose": "promotion"}, needs_check=True))
+    worker.release_due(app)
+    return None
+
+
+TRANSPORTS = [via_sendgrid, via_twilio, via_outbox, via_outbox_sms]
+IDS = ["sendgrid", "twilio", "outbox", "outbox-sms"]
 
 
 def statuses(app) -> dict:

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from guard import worker
-from guard.forward import Outcome
 from guard.proxy.outbox import Item, Outbox
+from guard.proxy.transport import Outcome
 from guard.services import services
 
 ANNA = "anna@example.com"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from guard.forward import (
+from guard.proxy.transport import (
     FAILED,
     REJECTED,
     SENT,

@@ -1,8 +1,9 @@
-"""The forwarder's kept-alive connections: a closed one never loses or doubles a send."""
+"""The transport's kept-alive connections: a closed one never loses or doubles a send."""
 
 from __future__ import annotations
 
 import gzip
+import http.client
 import select
 import shutil
 import socket
@@ -13,8 +14,15 @@ from collections.abc import Callable
 
 import pytest
 
-from guard import forward
-from guard.forward import FAILED, REJECTED, SENT, UNKNOWN, Forwarder, UpstreamRequest
+from guard.proxy.transport import (
+    FAILED,
+    REJECTED,
+    SENT,
+    UNKNOWN,
+    Connection,
+    Forwarder,
+    UpstreamRequest,
+)
 
 OK = b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\nX-Message-Id: m\r\n\r\n"
 
@@ -105,6 +113,34 @@ def forwarder(**kwargs) -> Forwarder:
     return Forwarder(wait_initial=0.001, wait_max=0.002, sleep=lambda s: None, **kwargs)
 
 
+@pytest.fixture
+def connections(monkeypatch) -> list[Connection]:
+    """Record every plain connection the transport opens."""
+    made: list[Connection] = []
+    connect = Connection.connect
+
+    def recording(self) -> None:
+        made.append(self)
+        connect(self)
+
+    monkeypatch.setattr(Connection, "connect", recording)
+    return made
+
+
+@pytest.fixture
+def writes(monkeypatch) -> list[bytes]:
+    """Record every write of a request on a plain connection."""
+    made: list[bytes] = []
+    send = http.client.HTTPConnection.send
+
+    def recording(self, data) -> None:
+        made.append(bytes(data))
+        send(self, data)
+
+    monkeypatch.setattr(http.client.HTTPConnection, "send", recording)
+    return made
+
+
 def test_sends_share_a_kept_connection(provider):
     up = provider(lambda n: (OK, "keep"))
     fwd = forwarder()
@@ -116,13 +152,13 @@ def test_sends_share_a_kept_connection(provider):
     assert b"Content-Length: 8\r\n" in first and first.endswith(b'\r\n\r\n{"x": 1}')
 
 
-def test_a_connection_the_provider_closed_is_not_used_again(provider):
+def test_a_connection_the_provider_closed_is_not_used_again(provider, connections):
     up = provider(lambda n: (OK, "close"))
     fwd = forwarder()
     for _ in range(3):
         # Wait until the close has arrived, as it has when a provider drops an idle connection.
-        for conns in fwd._pool._idle.values():
-            for conn in conns:
+        for conn in connections:
+            if conn.sock is not None:
                 select.select([conn.sock], [], [], 5)
         assert fwd.send(mail(up.url)).state == SENT
     assert [number for number, _ in up.requests] == [1, 2, 3]
@@ -132,12 +168,12 @@ def test_a_write_refused_on_a_kept_connection_goes_once_on_a_new_one(provider, m
     up = provider(lambda n: (OK, "reset"))
     fwd = forwarder()
 
-    def closed_just_after_the_check(sock) -> bool:
+    def closed_just_after_the_check(conn) -> bool:
         # The reset lands between the check and the write: the write is what fails.
-        select.select([sock], [], [], 5)
-        return False
+        select.select([conn.sock], [], [], 5)
+        return True
 
-    monkeypatch.setattr(forward, "_dropped", closed_just_after_the_check)
+    monkeypatch.setattr(Connection, "is_connected", property(closed_just_after_the_check))
     first, second = fwd.send(mail(up.url, b"1")), fwd.send(mail(up.url, b"2"))
     assert (first.state, second.state) == (SENT, SENT)
     assert second.attempts == 1
@@ -189,8 +225,35 @@ def test_answers_are_read_as_requests_reads_them(provider):
 def test_an_answer_behind_early_hints_is_unknown_and_never_sent_again(provider):
     # http.client cannot read past a 103: the provider may have acted, so a human decides.
     up = provider(lambda n: (b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" + OK, "keep"))
-    outcome = forwarder().send(mail(up.url))
+    fwd = forwarder()
+    outcome = fwd.send(mail(up.url))
     assert (outcome.state, outcome.attempts, len(up.requests)) == (UNKNOWN, 1, 1)
+    # The connection still holds the unread answer: the next send never reads it as its own.
+    assert fwd.send(mail(up.url)).state == UNKNOWN
+    assert [number for number, _ in up.requests] == [1, 2]
+
+
+@pytest.mark.parametrize("payload", [b'{"x": 1}', b""], ids=["body", "empty"])
+def test_a_request_goes_out_as_given_in_one_write(provider, writes, payload):
+    up = provider(lambda n: (OK, "keep"))
+    assert forwarder().send(mail(up.url, payload)).state == SENT
+    [(_, got)] = up.requests
+    assert writes == [got]
+    head, _, body = got.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"POST /v3/mail/send HTTP/1.1"
+    assert {b"Authorization: Bearer k", b"Content-Type: application/json",
+            b"Content-Length: %d" % len(payload)} <= set(lines[1:])
+    assert body == payload
+
+
+def test_sends_after_closing_go_on_new_connections(provider):
+    up = provider(lambda n: (OK, "keep"))
+    fwd = forwarder()
+    assert fwd.send(mail(up.url)).state == SENT
+    fwd.transport.close()  # closes every idle connection: the next send must not use one
+    assert fwd.send(mail(up.url)).state == SENT
+    assert [number for number, _ in up.requests] == [1, 2]
 
 
 def test_a_compressed_answer_is_read_decompressed(provider):
