@@ -5,7 +5,7 @@ Each CRM is the test suite's fake speaking its wire protocol (Salesforce: a
 behind ``hubspot-api-client``), filled with a dealer's book of contacts,
 companies, won deals with their products, cases and logged calls. The
 figure is every record the connector read, divided by the time
-``guard.crm.run_sync`` took to read them and store their events in a fresh
+``guard.crm.sync.run_sync`` took to read them and store their events in a fresh
 SQLite store: the fake's own work is inside the time, so it is a floor.
 """
 
@@ -79,14 +79,14 @@ def resync(guard, make) -> float:
     """
     import sqlalchemy as sa
 
-    from guard import crm
+    from guard.crm.sync import run_sync
     from guard.store.tables import sync_bookmarks
 
     connector = make()
     with guard.engine.begin() as conn:
         conn.execute(sa.delete(sync_bookmarks).where(sync_bookmarks.c.connector == connector.name))
     start = time.perf_counter()
-    summary, rejected = crm.run_sync(guard, connector)
+    summary, rejected = run_sync(guard, connector)
     seconds = time.perf_counter() - start
     _check(summary, rejected, connector.name)
     return seconds
@@ -104,7 +104,7 @@ def _salesforce(guard, contacts: int) -> tuple[int, float, dict]:
     import responses
     from tenacity import wait_none
 
-    from guard import crm
+    from guard.crm.sync import run_sync
     from tests.connectors.salesforce.conftest import make_connector
     from tests.crm.conftest import installed_org
 
@@ -115,7 +115,7 @@ def _salesforce(guard, contacts: int) -> tuple[int, float, dict]:
         floor = read_only(make_connector(org, retry_wait=wait_none()))
         connector = make_connector(org, retry_wait=wait_none())
         start = time.perf_counter()
-        summary, rejected = crm.run_sync(guard, connector)
+        summary, rejected = run_sync(guard, connector)
         seconds = time.perf_counter() - start
         again = resync(guard, lambda: make_connector(org, retry_wait=wait_none()))
     _check(summary, rejected, "Salesforce")
@@ -157,7 +157,7 @@ def _fill_salesforce(org, contacts: int) -> None:
 
 def _hubspot(guard, contacts: int) -> tuple[int, float, dict]:
     from connectors.hubspot import parse_mapping
-    from guard import crm
+    from guard.crm.sync import run_sync
     from tests.connectors.hubspot.conftest import OWNERS, make_connector
     from tests.connectors.hubspot.fake import FakeHubSpot
 
@@ -168,7 +168,7 @@ def _hubspot(guard, contacts: int) -> tuple[int, float, dict]:
         floor = read_only(make_connector(fake, parse_mapping(OWNERS)))
         connector = make_connector(fake, parse_mapping(OWNERS))
         start = time.perf_counter()
-        summary, rejected = crm.run_sync(guard, connector)
+        summary, rejected = run_sync(guard, connector)
         seconds = time.perf_counter() - start
         again = resync(guard, lambda: make_connector(fake, parse_mapping(OWNERS)))
     finally:

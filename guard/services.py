@@ -7,6 +7,7 @@ command and a job in one process share the same store, checks and outbox.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -16,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from guard.checks.service import Guard
 from guard.config import ConfigurationError
+from guard.crm import settings as crm_settings
 from guard.errors import GuardError
 from guard.http import keys
 from guard.proxy.idempotency import Answers
@@ -38,6 +40,7 @@ class Services:
     forwarder: Forwarder
     outbox: Outbox
     answers: Answers
+    crm: crm_settings.CrmSettings
 
 
 def services(app: Flask | None = None) -> Services:
@@ -60,6 +63,7 @@ def init_app(app: Flask) -> Services:
                             retry_after_max=conf.forward_retry_after_max),
         outbox=outbox,
         answers=Answers(guard.engine, outbox, clock=clock, wait=conf.idempotency_wait),
+        crm=crm_settings.read_settings(app.config, os.environ),
     )
     app.extensions[_KEY] = built
     if app.config.get("ADMIN_KEY"):

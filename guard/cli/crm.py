@@ -20,7 +20,7 @@ def _crm_errors(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        from guard.crm import connector_errors
+        from guard.crm.sync import connector_errors
 
         system = kwargs.get("system", "crm")
         try:
@@ -33,7 +33,7 @@ def _crm_errors(func):
 
 
 def _connector(system: str):
-    from guard.crm import connector_from_env
+    from guard.crm.sync import connector_from_env
 
     return connector_from_env(system, os.environ)
 
@@ -44,7 +44,7 @@ def _connector(system: str):
 @_crm_errors
 def sync(system: str) -> None:
     """Sync SYSTEM's records into the store (incremental from the last bookmark)."""
-    from guard.crm import run_sync
+    from guard.crm.sync import run_sync
 
     guard = _guard()
     connector = _connector(system)
@@ -89,7 +89,7 @@ def install(system: str) -> None:
 @_crm_errors
 def push(system: str) -> None:
     """Write changed guard flags and open owner tasks to SYSTEM now."""
-    from guard.crm import push_tasks, write_flags
+    from guard.crm.writeback import push_tasks, write_flags
 
     guard = _guard()
     connector = _connector(system)

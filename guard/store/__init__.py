@@ -5,4 +5,5 @@
     codec.py      how JSON columns are written and read
     ledger.py     decisions and reported touches: rows in, entries out
     migrate.py    upgrade, downgrade, the revisions; migrations/ holds them
+    retention.py  what is kept only for a while, and the batched purge of it
 """

@@ -9,7 +9,11 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.hubspot import parse_mapping, sign
-from guard import create_app, crm
+from guard import create_app
+from guard.crm.jobs import CrmJob
+from guard.crm.sync import run_sync
+from guard.crm.writeback import push_tasks, write_flags
+from guard.store.tables import hook_inbox
 from tests.connectors.hubspot.conftest import OWNERS, make_connector, portal  # noqa: F401
 from tests.crm.conftest import check
 
@@ -36,7 +40,7 @@ def synced(fake, portal, connector, guard):  # noqa: F811
     # Anna's colleague at Acme: no purchase, ticket or opt-out of his own.
     ids["carl"] = fake.add("contacts", {"email": "carl@acme.com", "lifecyclestage": "lead",
                                         "associatedcompanyid": portal["acme"]})
-    summary, rejected = crm.run_sync(guard, connector)
+    summary, rejected = run_sync(guard, connector)
     assert (summary.stopped, rejected) == (None, [])
     return ids
 
@@ -74,7 +78,7 @@ def test_a_company_and_a_contact_with_the_same_id_stay_apart(fake, guard):
                               "closedate": "2026-11-02T10:00:00Z"})
     fake.associate("deals", deal, "companies", "77")
 
-    crm.run_sync(guard, make_connector(fake))
+    run_sync(guard, make_connector(fake))
 
     prospect = dict(channel="call", purpose="prospecting", sender="sales")
     assert "existing-customer" in check(guard, {"hubspot": colleague}, **prospect)[1]
@@ -105,13 +109,13 @@ def hook(kind, object_id, **extra):
 
 def inbox(engine):
     with engine.connect() as conn:
-        return conn.execute(sa.select(crm.hook_inbox).order_by(crm.hook_inbox.c.id)
+        return conn.execute(sa.select(hook_inbox).order_by(hook_inbox.c.id)
                             ).mappings().all()
 
 
 def one_cycle(app, connector):
     """Run the worker's HubSpot job once, with the scheduled sync not yet due."""
-    job = crm.CrmJob("hubspot", 300, lambda: connector)
+    job = CrmJob("hubspot", 300, lambda: connector)
     job.last_sync = job.clock()
     job(app)
 
@@ -169,7 +173,7 @@ def test_without_a_secret_webhooks_say_what_to_configure(guard, engine, monkeypa
 def test_a_merge_in_hubspot_merges_the_people(fake, app, connector, guard):
     first = fake.add("contacts", {"email": "mia@example.com"})
     second = fake.add("contacts", {"email": "mia.work@example.com"})
-    crm.run_sync(guard, connector)
+    run_sync(guard, connector)
     assert guard.resolve({"hubspot": first}) != guard.resolve({"hubspot": second})
 
     deliver(app.test_client(), [hook("contact.merge", first, primaryObjectId=int(first),
@@ -214,8 +218,8 @@ def test_a_delivery_whose_fetch_fails_stays_for_the_next_cycle(synced, app, fake
 
 def test_flags_reach_hubspot_once_and_tasks_go_to_the_mapped_owner(synced, fake, connector,
                                                                   guard):
-    first = crm.write_flags(guard, connector)
-    second = crm.write_flags(guard, connector)
+    first = write_flags(guard, connector)
+    second = write_flags(guard, connector)
 
     assert (first, second) == (3, 0)
     anna = fake.record("contacts", synced["anna"])["properties"]
@@ -225,8 +229,8 @@ def test_flags_reach_hubspot_once_and_tasks_go_to_the_mapped_owner(synced, fake,
     decision = guard.check({"to": {"hubspot": synced["carl"]}, "channel": "call",
                             "purpose": "prospecting", "sender": "sales",
                             "at": "2026-11-23T10:00:00Z"})
-    created = crm.push_tasks(guard, connector)
-    again = crm.push_tasks(guard, connector)
+    created = push_tasks(guard, connector)
+    again = push_tasks(guard, connector)
 
     stored = guard.person(decision.person)["tasks"]
     assert (created, again) == (len(stored), 0) and created >= 1
@@ -245,13 +249,13 @@ def test_a_person_who_appears_in_hubspot_later_gets_their_flags(fake, connector,
                   {"type": "case", "source": {"system": "dms", "id": "K-1"},
                    "person": {"email": "zoe@example.com"}, "status": "open",
                    "subject": "Scratched door"}])
-    assert crm.write_flags(guard, connector) == 0  # not in HubSpot yet
+    assert write_flags(guard, connector) == 0  # not in HubSpot yet
     clock.advance(hours=2)
     zoe = fake.add("contacts", {"email": "zoe@example.com"})
-    crm.run_sync(guard, connector)
+    run_sync(guard, connector)
     clock.advance(hours=2)
 
-    assert crm.write_flags(guard, connector) == 1
+    assert write_flags(guard, connector) == 1
     assert fake.record("contacts", zoe)["properties"]["guard_flags"] == (
         "Open case: Scratched door")
 
@@ -260,16 +264,16 @@ def test_an_erased_person_is_marked_do_not_contact_in_hubspot_once(synced, fake,
                                                                     guard, engine):
     from guard.store.tables import erasure_notices
 
-    crm.write_flags(guard, connector)
+    write_flags(guard, connector)
     result = guard.ingest([{"type": "erase", "source": {"system": "privacy", "id": "DSR-1"},
                             "person": {"hubspot": synced["anna"]}}])
     assert result["rejected"] == []
 
-    assert crm.write_flags(guard, connector) == 1
+    assert write_flags(guard, connector) == 1
     anna = fake.record("contacts", synced["anna"])["properties"]
     assert anna["guard_status"] == "Do not contact"
     assert "right to erasure" in anna["guard_flags"]
     # Once the CRM has it, the guard keeps no record id of the erased person.
     with engine.connect() as conn:
         assert conn.execute(sa.select(erasure_notices)).all() == []
-    assert crm.write_flags(guard, connector) == 0
+    assert write_flags(guard, connector) == 0

@@ -6,8 +6,9 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.base import MemoryBookmarks
-from guard import crm
-from guard.store.tables import ledger, people, records
+from guard.crm.sync import StoreBookmarks, run_sync
+from guard.crm.writeback import flags_watermark, pending_flag_updates, push_tasks, write_flags
+from guard.store.tables import crm_writes, ledger, people, records
 from tests.connectors.salesforce.conftest import make_connector as make_salesforce
 from tests.connectors.salesforce.org import REP_USER, build_dealer_org
 from tests.crm.conftest import check
@@ -21,7 +22,7 @@ def synced(org, salesforce, guard):
                              AccountId=ids["acme"], OwnerId=REP_USER, HasOptedOutOfEmail=False,
                              DoNotCall=False)
     org.advance(minutes=5)
-    summary, rejected = crm.run_sync(guard, salesforce)
+    summary, rejected = run_sync(guard, salesforce)
     assert (summary.stopped, rejected) == (None, [])
     return ids
 
@@ -55,7 +56,7 @@ def test_a_case_deleted_in_salesforce_no_longer_blocks(synced, org, guard):
     org.delete(synced["case"])
     org.advance(minutes=1)
 
-    summary, rejected = crm.run_sync(guard, make_salesforce(org))
+    summary, rejected = run_sync(guard, make_salesforce(org))
 
     assert summary.deleted["Case"] == 1 and rejected == []
     _, rules = check(guard, {"salesforce": synced["ben"]}, channel="call", purpose="promotion",
@@ -89,11 +90,11 @@ def test_a_sync_that_crashes_midway_resumes_without_losing_or_duplicating(org, g
 
     guard.ingest = ingest_then_crash
     with pytest.raises(RuntimeError):
-        crm.run_sync(guard, make_salesforce(org))
-    saved = crm.StoreBookmarks(engine, "salesforce").all()
+        run_sync(guard, make_salesforce(org))
+    saved = StoreBookmarks(engine, "salesforce").all()
     guard.ingest = real_ingest
 
-    summary, rejected = crm.run_sync(guard, make_salesforce(org))
+    summary, rejected = run_sync(guard, make_salesforce(org))
 
     assert saved, "some batches were stored (and bookmarked) before the crash"
     assert (summary.stopped, rejected) == (None, [])
@@ -110,9 +111,9 @@ def _flags_of(org, record_id):
 
 def test_flags_are_written_once_and_again_only_when_they_change(synced, org, salesforce, guard,
                                                                 engine):
-    first = crm.write_flags(guard, salesforce)
+    first = write_flags(guard, salesforce)
     org.collections.clear()
-    second = crm.write_flags(guard, salesforce)
+    second = write_flags(guard, salesforce)
 
     assert (first, second) == (4, 0)
     assert org.collections == []
@@ -121,8 +122,8 @@ def test_flags_are_written_once_and_again_only_when_they_change(synced, org, sal
     assert "Existing customer: Acme Logistics contract until 2027-03-31" in flags
     assert "In purchase cool-down until 2026-12-21" in flags
     with engine.connect() as conn:
-        hashes = dict(conn.execute(sa.select(crm.crm_writes.c.record_id,
-                                             crm.crm_writes.c.flags_hash)).all())
+        hashes = dict(conn.execute(sa.select(crm_writes.c.record_id,
+                                             crm_writes.c.flags_hash)).all())
         current = {p["crm_ids"]["salesforce"]: h for p, h in conn.execute(
             sa.select(people.c.profile, people.c.flags_hash)).all()}
     assert hashes == current
@@ -131,10 +132,10 @@ def test_flags_are_written_once_and_again_only_when_they_change(synced, org, sal
     org.advance(minutes=1)
     org.update(synced["lead"], HasOptedOutOfEmail=True)
     org.advance(minutes=1)
-    crm.run_sync(guard, salesforce)
+    run_sync(guard, salesforce)
     org.collections.clear()
 
-    assert crm.write_flags(guard, salesforce) == 1
+    assert write_flags(guard, salesforce) == 1
     assert org.collections == [("PATCH", 1)]
     assert _flags_of(org, synced["lead"])[1].startswith("Opted out of email")
 
@@ -144,15 +145,15 @@ def test_a_failed_record_is_written_on_a_later_push(synced, org, salesforce, gua
     # Lead write whole (INVALID_FIELD), which an admin can fix.
     org.schema["Lead"].discard("Guard_Updated__c")
 
-    assert crm.write_flags(guard, salesforce) == 3
+    assert write_flags(guard, salesforce) == 3
     assert any(synced["lead"] in error and "INVALID_FIELD" in error
                for error in salesforce.write_errors)
     clock.advance(hours=1)
     # The lead was not recorded as written, so it is tried again (and only it).
-    assert [u.record_id for u, _, _ in crm.pending_flag_updates(
-        guard, "salesforce", since=crm._flags_watermark(guard, "salesforce"))] == [synced["lead"]]
+    assert [u.record_id for u, _, _ in pending_flag_updates(
+        guard, "salesforce", since=flags_watermark(guard, "salesforce"))] == [synced["lead"]]
     org.schema["Lead"].add("Guard_Updated__c")
-    assert crm.write_flags(guard, salesforce) == 1
+    assert write_flags(guard, salesforce) == 1
 
 
 def test_a_record_purged_from_salesforce_is_skipped_not_offered_again(synced, org, salesforce,
@@ -160,12 +161,12 @@ def test_a_record_purged_from_salesforce_is_skipped_not_offered_again(synced, or
     org.delete(synced["lead"])
     org.purge(synced["lead"])  # gone from Salesforce before the guard heard of it
 
-    assert crm.write_flags(guard, salesforce) == 3
+    assert write_flags(guard, salesforce) == 3
     assert salesforce.write_errors == []
     assert any(synced["lead"] in line for line in salesforce.write_skipped)
     clock.advance(hours=1)
-    assert crm.pending_flag_updates(
-        guard, "salesforce", since=crm._flags_watermark(guard, "salesforce")) == []
+    assert pending_flag_updates(
+        guard, "salesforce", since=flags_watermark(guard, "salesforce")) == []
 
 
 def test_an_owner_task_is_created_once_on_the_contact_and_marked_done(synced, org, salesforce,
@@ -180,10 +181,10 @@ def test_an_owner_task_is_created_once_on_the_contact_and_marked_done(synced, or
 
     real_mark, guard.mark_task_done = guard.mark_task_done, mark_then_crash
     with pytest.raises(RuntimeError):
-        crm.push_tasks(guard, salesforce)
+        push_tasks(guard, salesforce)
     guard.mark_task_done = real_mark
-    again = crm.push_tasks(guard, salesforce)
-    third = crm.push_tasks(guard, salesforce)
+    again = push_tasks(guard, salesforce)
+    third = push_tasks(guard, salesforce)
 
     person = guard.person(decision.person)
     tasks = [t for t in org.tables["Task"].values() if t.get("Guard_Dedupe_Key__c")]

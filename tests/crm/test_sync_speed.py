@@ -14,11 +14,12 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.hubspot import parse_mapping
-from guard import crm
 from guard.checks.service import Guard
-from guard.ingest.events import collector_paused
+from guard.crm.sync import StoreBookmarks, run_sync
+from guard.ingest.writer import collector_paused
 from guard.store.engine import make_engine
 from guard.store.migrate import upgrade
+from guard.store.tables import sync_bookmarks
 from tests.connectors.hubspot.conftest import OWNERS, seed_portal
 from tests.connectors.hubspot.conftest import make_connector as make_hubspot
 from tests.connectors.salesforce.conftest import make_connector as make_salesforce
@@ -28,11 +29,11 @@ from tests.snapshots import store_snapshot
 
 def _forget_bookmarks(engine) -> None:
     with engine.begin() as conn:
-        conn.execute(sa.delete(crm.sync_bookmarks))
+        conn.execute(sa.delete(sync_bookmarks))
 
 
 def _sync(guard, connector) -> None:
-    summary, rejected = crm.run_sync(guard, connector)
+    summary, rejected = run_sync(guard, connector)
     assert (summary.stopped, rejected) == (None, [])
 
 
@@ -103,9 +104,9 @@ def test_a_sync_resumed_after_a_crash_stores_what_an_undisturbed_one_stores(
 
     guard.ingest = ingest_then_crash
     with pytest.raises(RuntimeError):
-        crm.run_sync(guard, make_salesforce(org))
+        run_sync(guard, make_salesforce(org))
     guard.ingest = real_ingest
-    assert crm.StoreBookmarks(engine, "salesforce").all(), "finished batches were committed"
+    assert StoreBookmarks(engine, "salesforce").all(), "finished batches were committed"
 
     _sync(guard, make_salesforce(org))
 

@@ -6,7 +6,9 @@ import logging
 
 import pytest
 
-from guard import create_app, crm, worker
+from guard import create_app, worker
+from guard.crm.jobs import CrmJob
+from guard.crm.settings import configured_systems
 from tests.connectors.hubspot.conftest import TOKEN
 from tests.connectors.hubspot.conftest import make_connector as make_hubspot
 from tests.connectors.salesforce.fake import CONSUMER, DOMAIN, FakeSalesforce
@@ -43,7 +45,7 @@ def environ(monkeypatch):
 ], ids=["nothing", "webhook-secret-only", "hubspot-token", "hubspot-oauth-incomplete",
         "hubspot-oauth", "salesforce-password", "both", "salesforce-domain-only"])
 def test_a_crm_is_configured_when_its_credentials_are(names, systems):
-    assert crm.configured_systems(names) == systems
+    assert configured_systems(names) == systems
 
 
 def test_the_worker_syncs_a_configured_crm(portal_server, guard, environ):
@@ -53,7 +55,8 @@ def test_the_worker_syncs_a_configured_crm(portal_server, guard, environ):
 
     worker.run(app, once=True)
 
-    assert [job.__name__ for job in app.extensions["guard.crm_jobs"]] == ["crm:hubspot"]
+    assert [job.__name__ for job in worker.scheduled_jobs(app)] == [
+        "refresh_flags", "purge_expired", "crm:hubspot"]
     assert guard.resolve({"hubspot": anna}) == guard.resolve("anna@example.com") is not None
 
 
@@ -67,7 +70,7 @@ def test_a_failing_crm_is_logged_and_the_other_still_syncs(mock, portal_server, 
             GUARD_HUBSPOT_URL=portal_server.url)
     app = create_app({"GUARD": guard, "TESTING": True})
 
-    with caplog.at_level(logging.ERROR, logger="guard.crm"):
+    with caplog.at_level(logging.ERROR, logger="guard.crm.jobs"):
         worker.run(app, once=True)
 
     assert guard.resolve({"hubspot": ben}) is not None
@@ -91,7 +94,7 @@ def test_the_sync_runs_every_interval_and_write_back_every_cycle(portal_server, 
     connector = make_hubspot(portal_server)
     connector.install()
     ticker = Ticker()
-    job = crm.CrmJob("hubspot", 300, lambda: connector, clock=ticker)
+    job = CrmJob("hubspot", 300, lambda: connector, clock=ticker)
     app = create_app({"GUARD": guard, "TESTING": True})
     searches = lambda: portal_server.calls("POST", "/search")  # noqa: E731
 

@@ -13,6 +13,7 @@ from guard.config import ConfigurationError
 from guard.proxy.outbox import DONE_SENT, DROPPED, HELD, UNKNOWN, Item, Outbox
 from guard.proxy.transport import SENT, Outcome
 from guard.services import services
+from guard.store import retention
 from guard.store.engine import make_engine
 from guard.store.migrate import upgrade
 from guard.store.tables import hook_inbox, ledger, outbox
@@ -58,7 +59,7 @@ def test_dry_runs_are_purged_after_their_retention_and_committed_decisions_stay(
     recent = guard.check({**SCREEN, "to": "b@example.com"}, commit=False).decision_id
 
     clock.now += 11 * DAY  # the first ones are 31 days old, the recent one 11
-    worker.run_jobs(app)
+    worker.run_jobs(app, worker.scheduled_jobs(app))
 
     assert set(ledger_ids(engine)) == {committed, recent}
     assert all(guard.decision(i) for i in (committed, recent))
@@ -69,11 +70,11 @@ def test_a_purge_goes_in_small_batches_and_resumes_next_cycle(app, engine, clock
     guard = services(app).guard
     list(guard.screen(SCREEN, [f"p{i}@example.com" for i in range(7)]))
     clock.now += 31 * DAY
-    [dry_runs] = [r for r in worker.RETENTION if r.table is ledger]
+    [dry_runs] = [r for r in retention.RETENTION if r.table is ledger]
 
-    first = worker.purge(engine, dry_runs, clock.now, keep=30, batch=2, batches=2)
+    first = retention.purge(engine, dry_runs, clock.now, keep=30, batch=2, batches=2)
     left = len(ledger_ids(engine))
-    second = worker.purge(engine, dry_runs, clock.now, keep=30, batch=2, batches=10)
+    second = retention.purge(engine, dry_runs, clock.now, keep=30, batch=2, batches=10)
 
     assert (first, left, second) == (4, 3, 3)
     assert ledger_ids(engine) == {}
@@ -82,7 +83,7 @@ def test_a_purge_goes_in_small_batches_and_resumes_next_cycle(app, engine, clock
 def test_the_dry_run_purge_reads_only_the_rows_due(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'plan.db'}")
     upgrade(engine)
-    [dry_runs] = [r for r in worker.RETENTION if r.table is ledger]
+    [dry_runs] = [r for r in retention.RETENTION if r.table is ledger]
     due = sa.select(ledger.c.id).where(ledger.c.created_at < NOW, *dry_runs.where)
     compiled = due.compile(dialect=engine.dialect)
     with engine.connect() as conn:
@@ -106,7 +107,7 @@ def test_finished_sends_are_purged_after_their_retention(app, engine, clock):
     box.finish(claim, Outcome(SENT, attempts=1))
 
     clock.now += 2 * DAY  # the first rows are 8 days old, the late one 2
-    worker.run_jobs(app)
+    worker.run_jobs(app, worker.scheduled_jobs(app))
 
     with engine.connect() as conn:
         left = dict(conn.execute(sa.select(outbox.c.idempotency_key, outbox.c.status)).all())
@@ -125,7 +126,7 @@ def test_processed_webhook_deliveries_are_purged_after_their_retention(app, engi
         ])
     clock.now += 8 * DAY
 
-    worker.run_jobs(app)
+    worker.run_jobs(app, worker.scheduled_jobs(app))
 
     with engine.connect() as conn:
         left = conn.execute(sa.select(hook_inbox.c.payload).order_by(hook_inbox.c.id)

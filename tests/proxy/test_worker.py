@@ -159,7 +159,8 @@ def test_scheduled_jobs_run_each_cycle_and_one_failure_does_not_stop_the_rest(ap
     def broken(app_):
         raise RuntimeError("CRM down")
 
-    monkeypatch.setattr(worker, "JOBS", [broken, lambda app_: ran.append(app_)])
+    monkeypatch.setattr(worker, "scheduled_jobs",
+                        lambda _: [broken, lambda app_: ran.append(app_)])
     worker.run(app, once=True)
     assert ran == [app]
 

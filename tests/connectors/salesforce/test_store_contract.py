@@ -8,7 +8,7 @@ from connectors.base import MemoryBookmarks
 from tests.connectors.salesforce.conftest import make_connector
 from tests.connectors.salesforce.org import build_dealer_org
 
-crm = pytest.importorskip("guard.crm", reason="the guard's CRM runner")
+crm = pytest.importorskip("guard.crm.sync", reason="the guard's CRM runner")
 events_module = pytest.importorskip("guard.ingest.events", reason="the guard's event validator")
 
 
