@@ -222,7 +222,9 @@ def _manager(proxy: str | None, bundle: str, size: int, timeout: Timeout) -> Poo
         credentials = make_headers(proxy_basic_auth=f"{unquote(parts.username)}:"
                                                     f"{unquote(parts.password or '')}") \
             if parts.username else None
-        manager = ProxyManager(proxy, proxy_headers=credentials, **options)
+        # An HTTPS proxy is trusted as the provider is, as requests trusts it.
+        manager = ProxyManager(proxy, proxy_headers=credentials, proxy_ssl_context=context,
+                               **options)
     manager.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
     return manager
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import http.client
 import select
@@ -273,6 +274,18 @@ def test_a_provider_behind_a_proxy_is_reached_through_the_proxy(provider, monkey
     assert forwarder().send(mail("http://provider.invalid")).state == SENT
     [(_, request)] = proxy.requests
     assert request.startswith(b"POST http://provider.invalid/v3/mail/send HTTP/1.1\r\n")
+
+
+def test_a_proxy_is_given_the_credentials_its_url_names(provider, monkeypatch):
+    proxy = provider(lambda n: (OK, "keep"))
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://ops%40oem:s3cret@127.0.0.1:{proxy.port}")
+    assert forwarder().send(mail("http://provider.invalid")).state == SENT
+    [(_, request)] = proxy.requests
+    head = dict(line.split(b": ", 1) for line in request.split(b"\r\n\r\n")[0].split(b"\r\n")[1:])
+    assert {k.lower(): v for k, v in head.items()}[b"proxy-authorization"] == \
+        b"Basic " + base64.b64encode(b"ops@oem:s3cret")
 
 
 @pytest.fixture(scope="module")
