@@ -76,7 +76,7 @@ def measure(size) -> list[Figure]:
 
 def workers(count: int) -> int:
     """Return how many processes ``guard screen`` uses for a list of ``count`` rows."""
-    from guard.cli.service import PARALLEL_FROM
+    from guard.cli.screen import PARALLEL_FROM
 
     return (os.cpu_count() or 1) if count >= PARALLEL_FROM else 1
 

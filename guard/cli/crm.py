@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from guard.cli.service import _guard, _store_errors
+from guard.cli.common import service_guard, store_errors
 
 CRMS = click.Choice(["salesforce", "hubspot"])
 # Exit status of a sync that stopped early (API quota, an outage): the next run resumes.
@@ -40,13 +40,13 @@ def _connector(system: str):
 
 @click.command()
 @click.argument("system", type=CRMS)
-@_store_errors
+@store_errors
 @_crm_errors
 def sync(system: str) -> None:
     """Sync SYSTEM's records into the store (incremental from the last bookmark)."""
     from guard.crm.sync import run_sync
 
-    guard = _guard()
+    guard = service_guard()
     connector = _connector(system)
     seen = {"events": 0}
 
@@ -85,21 +85,14 @@ def install(system: str) -> None:
 
 @click.command()
 @click.argument("system", type=CRMS)
-@_store_errors
+@store_errors
 @_crm_errors
 def push(system: str) -> None:
     """Write changed guard flags and open owner tasks to SYSTEM now."""
     from guard.crm.writeback import push_tasks, write_flags
 
-    guard = _guard()
+    guard = service_guard()
     connector = _connector(system)
     flags = write_flags(guard, connector)
     tasks = push_tasks(guard, connector)
     click.echo(f"{system}: flags written to {flags} records, {tasks} tasks created")
-
-
-def register(group):
-    """Add the CRM commands to the ``guard`` group."""
-    group.add_command(sync)
-    group.add_command(install)
-    group.add_command(push)

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import click
 
-from guard.cli.service import _guard, _store_errors
+from guard.cli.common import service_guard, store_errors
 from guard.errors import InvalidField
-from guard.http.keys import SCOPES
+from guard.http.keys import SCOPES, create_key, list_keys, revoke_key
 
-# The option that sets each field ``keys.new_key`` may name in an error.
+# The option that sets each field ``create_key`` may name in an error.
 _OPTIONS = {"name": "--name", "scopes": "--scope", "sender": "--sender",
             "purpose": "--purpose", "senders": "--allow-sender", "purposes": "--allow-purpose"}
 
 
-@click.group("keys")
-def keys_group() -> None:
+@click.group()
+def keys() -> None:
     """Manage API keys."""
 
 
-@keys_group.command("create")
+@keys.command("create")
 @click.option("--name", required=True, help="Who uses the key (e.g. 'HubSpot workflows').")
 @click.option("--scope", "scopes", multiple=True, required=True, type=click.Choice(SCOPES),
               help="A scope the key has; repeat for several.")
@@ -30,17 +30,15 @@ def keys_group() -> None:
 @click.option("--allow-purpose", "purposes", multiple=True, metavar="NAME",
               help="Limit the key to this purpose or pattern; repeat for several. "
                    "Default: any purpose.")
-@_store_errors
+@store_errors
 def keys_create(name: str, scopes: tuple[str, ...], sender: str | None, purpose: str | None,
                 senders: tuple[str, ...], purposes: tuple[str, ...]) -> None:
     """Create an API key and print it once (only its hash is stored)."""
-    from guard.http import keys
-
-    guard = _guard()
+    guard = service_guard()
     try:
-        key, token = keys.create_key(guard.engine, name, scopes, sender=sender,
-                                     purpose=purpose, senders=senders or None,
-                                     purposes=purposes or None, policy=guard.policy)
+        key, token = create_key(guard.engine, name, scopes, sender=sender, purpose=purpose,
+                                senders=senders or None, purposes=purposes or None,
+                                policy=guard.policy)
     except InvalidField as exc:
         field = (exc.field or "").split(".")[0]
         message = exc.detail.partition(": ")[2] or exc.detail
@@ -54,13 +52,11 @@ def keys_create(name: str, scopes: tuple[str, ...], sender: str | None, purpose:
     click.echo(token)
 
 
-@keys_group.command("list")
-@_store_errors
+@keys.command("list")
+@store_errors
 def keys_list() -> None:
     """List every key: id, name, scopes, defaults, limits, and when it was revoked."""
-    from guard.http import keys
-
-    found = keys.list_keys(_guard().engine)
+    found = list_keys(service_guard().engine)
     if not found:
         click.echo("No API keys.", err=True)
         return
@@ -74,21 +70,14 @@ def keys_list() -> None:
         click.echo("  ".join(parts))
 
 
-@keys_group.command("revoke")
+@keys.command("revoke")
 @click.argument("key_id")
-@_store_errors
+@store_errors
 def keys_revoke(key_id: str) -> None:
     """Revoke the key KEY_ID: it stops working and what it queued is not sent.
 
     Other processes stop accepting it within 5 seconds. Revoking key_admin
     (GUARD_ADMIN_KEY) keeps that value revoked: set a new one before the next start.
     """
-    from guard.http import keys
-
-    revoked = keys.revoke_key(_guard().engine, key_id)
+    revoked = revoke_key(service_guard().engine, key_id)
     click.echo(f"Revoked {revoked['id']} ({revoked['name']}) at {revoked['revoked_at']}.")
-
-
-def register(group: click.Group) -> None:
-    """Add ``guard keys`` to the ``guard`` group."""
-    group.add_command(keys_group)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from click.testing import CliRunner
 
 from guard import create_app
 from guard.checks.service import Guard
@@ -30,15 +29,6 @@ def app(store_guard):
 @pytest.fixture
 def client(app):
     return app.test_client()
-
-
-@pytest.fixture
-def runner(engine, db_url, monkeypatch):
-    """Run ``guard`` commands against the migrated test store, as a shell would."""
-    monkeypatch.setenv("GUARD_DATABASE_URL", db_url)
-    monkeypatch.delenv("GUARD_POLICY", raising=False)
-    monkeypatch.delenv("GUARD_ADMIN_KEY", raising=False)
-    return CliRunner()
 
 
 @pytest.fixture

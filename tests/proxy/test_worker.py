@@ -171,7 +171,7 @@ def test_worker_command_releases_due_rows_once(app, box, upstream, monkeypatch):
     from guard.cli import main
 
     held_mail(box, needs_check=False)
-    monkeypatch.setattr("guard.cli.proxy.service_app", lambda **_: app)
+    monkeypatch.setattr("guard.cli.worker.service_app", lambda **_: app)
     result = CliRunner().invoke(main, ["worker", "--once"])
     assert result.exit_code == 0, result.output
     assert "sent=1" in result.output
@@ -187,7 +187,7 @@ def test_outbox_commands_list_and_settle_unknown_rows(app, box, monkeypatch):
     box.begin_send(box.claim_due())
     box.lease = timedelta(0)
     box.recover_stale()
-    monkeypatch.setattr("guard.cli.proxy.service_app", lambda **_: app)
+    monkeypatch.setattr("guard.cli.outbox.service_app", lambda **_: app)
     runner = CliRunner()
     listed = runner.invoke(main, ["outbox", "list", "--status", "unknown"])
     assert listed.exit_code == 0

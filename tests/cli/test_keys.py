@@ -18,6 +18,22 @@ def create(runner, *args: str):
                                 *args])
 
 
+def test_keys_create_prints_a_working_key_once(runner, engine):
+    result = runner.invoke(main, ["keys", "create", "--name", "HubSpot", "--scope", "check",
+                                  "--scope", "send", "--sender", "oem"])
+    assert result.exit_code == 0, result.output
+    secret = result.stdout.strip().splitlines()[-1]
+    key = keys.authenticate(engine, secret)
+    assert key.scopes == {"check", "send"} and key.sender == "oem"
+
+
+def test_keys_create_refuses_an_unknown_sender(runner):
+    result = runner.invoke(main, ["keys", "create", "--name", "x", "--scope", "check",
+                                  "--sender", "martians"])
+    assert result.exit_code == 2
+    assert "--sender" in result.output
+
+
 def test_keys_create_takes_allow_lists(runner, engine):
     result = create(runner, "--sender", "dealer:munich", "--allow-sender", "dealer:munich",
                     "--allow-purpose", "service_reminder", "--allow-purpose", "survey")

@@ -1,4 +1,4 @@
-"""Worker and outbox commands: ``guard worker``, ``guard outbox list|retry|mark-sent``."""
+"""``guard outbox list|retry|mark-sent``: inspect and settle the sends the guard holds."""
 
 from __future__ import annotations
 
@@ -6,33 +6,13 @@ import json
 
 import click
 
-from guard.cli.service import service_app
+from guard.cli.common import service_app
 
 
 def _outbox():
     from guard.services import services
 
     return services(service_app()).outbox
-
-
-@click.command()
-@click.option("--once", is_flag=True, help="Release what is due, run the jobs once, and exit.")
-@click.option("--interval", default=5.0, show_default=True, type=click.FloatRange(min=0.01),
-              help="Seconds between cycles.")
-def worker(once: bool, interval: float) -> None:
-    """Release due outbox sends and run scheduled jobs until stopped."""
-    import threading
-
-    from guard import worker as background
-
-    app = service_app(WARN_MISSING_PROVIDERS=True)
-    stop = threading.Event()
-    background.stop_on_signals(stop)
-
-    def report(counts) -> None:
-        click.echo(" ".join(f"{status}={n}" for status, n in sorted(counts.items())))
-
-    background.run(app, once=once, interval=interval, stop=stop, report=report)
 
 
 @click.group()
@@ -70,9 +50,3 @@ def outbox_mark_sent(row_id: str) -> None:
     if not _outbox().mark_sent(row_id):
         raise click.ClickException(f"{row_id}: no unknown row with this id")
     click.echo(f"{row_id}: marked sent")
-
-
-def register(group):
-    """Add this module's commands to the ``guard`` group."""
-    group.add_command(worker)
-    group.add_command(outbox)

@@ -8,7 +8,7 @@ import io
 import pytest
 
 from guard.cli import main
-from guard.cli.service import spreadsheet_safe
+from guard.cli.screen import spreadsheet_safe
 
 
 @pytest.mark.parametrize(("cell", "written"), [

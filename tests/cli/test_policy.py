@@ -1,18 +1,11 @@
-"""``guard policy check`` and ``guard policy test`` as an admin runs them."""
+"""``guard policy check|test|simulate`` as an admin runs them."""
 
 from __future__ import annotations
 
-import json
 import textwrap
 
-import pytest
-from click.testing import CliRunner
-
 from guard.cli import main
-from guard.cli.policy import run_check
-from guard.errors import InvalidField
-from policies import parse_policy
-from tests.policies.standin_kinds import KINDS
+from tests.api.conftest import person_event
 
 BROKEN = """\
 senders: [oem, "dealer:*"]
@@ -38,16 +31,10 @@ rules:
 """
 
 
-@pytest.fixture
-def runner(monkeypatch):
-    monkeypatch.delenv("GUARD_POLICY", raising=False)
-    return CliRunner()
-
-
-def test_check_points_at_every_broken_line(runner, tmp_path):
+def test_check_points_at_every_broken_line(bare_runner, tmp_path):
     path = tmp_path / "broken.yaml"
     path.write_text(BROKEN)
-    result = runner.invoke(main, ["policy", "check", str(path)])
+    result = bare_runner.invoke(main, ["policy", "check", str(path)])
     assert result.exit_code == 1
     lines = result.output.splitlines()
     assert [line.split(": ", 1)[0] for line in lines] == [
@@ -63,31 +50,31 @@ def test_check_points_at_every_broken_line(runner, tmp_path):
     assert "rule collections: requires" in lines[8]
 
 
-def test_check_reports_ok_with_rule_count_and_version(runner, tmp_path):
+def test_check_reports_ok_with_rule_count_and_version(bare_runner, tmp_path):
     path = tmp_path / "empty.yaml"
     path.write_text("senders: [oem]\nrules: []\n")
-    result = runner.invoke(main, ["policy", "check", str(path)])
+    result = bare_runner.invoke(main, ["policy", "check", str(path)])
     assert result.exit_code == 0, result.output
     assert result.output.startswith("OK: 0 rules, version sha256:")
 
 
-def test_check_without_path_uses_guard_policy(runner, tmp_path, monkeypatch):
+def test_check_without_path_uses_guard_policy(bare_runner, tmp_path, monkeypatch):
     path = tmp_path / "p.yaml"
     path.write_text("rulez: []\n")
     monkeypatch.setenv("GUARD_POLICY", str(path))
-    result = runner.invoke(main, ["policy", "check"])
+    result = bare_runner.invoke(main, ["policy", "check"])
     assert result.exit_code == 1
     assert result.output == f"{path}:1: unknown key 'rulez' (expected one of description, " \
                             "purposes, senders, ownership, defaults, rules)\n"
 
 
-def test_shipped_default_policy_is_valid(runner):
-    result = runner.invoke(main, ["policy", "check"])
+def test_shipped_default_policy_is_valid(bare_runner):
+    result = bare_runner.invoke(main, ["policy", "check"])
     assert result.exit_code == 0, result.output
     assert result.output.startswith("OK: ")
 
 
-def test_policy_test_reports_mistakes_in_case_files(runner, tmp_path):
+def test_policy_test_reports_mistakes_in_case_files(bare_runner, tmp_path):
     policy = tmp_path / "p.yaml"
     policy.write_text("senders: [oem]\nrules: []\n")
     examples = tmp_path / "examples"
@@ -101,7 +88,7 @@ def test_policy_test_reports_mistakes_in_case_files(runner, tmp_path):
             attempt: {channel: fax, purpose: price_offer, sender: oem}
             expect: {verdict: maybe, rules: []}
         """))
-    result = runner.invoke(main, ["policy", "test", str(policy)])
+    result = bare_runner.invoke(main, ["policy", "test", str(policy)])
     assert result.exit_code == 1
     cases = examples / "cases.yaml"
     assert result.output.splitlines() == [
@@ -117,7 +104,7 @@ def test_policy_test_reports_mistakes_in_case_files(runner, tmp_path):
     ]
 
 
-def test_policy_test_passes_and_fails_per_case(runner, tmp_path):
+def test_policy_test_passes_and_fails_per_case(bare_runner, tmp_path):
     policy = tmp_path / "p.yaml"
     policy.write_text("senders: [oem]\nrules: []\ndefaults: {unknown_recipient: block}\n")
     cases = tmp_path / "cases.yaml"
@@ -133,7 +120,7 @@ def test_policy_test_passes_and_fails_per_case(runner, tmp_path):
             attempt: {channel: email, to: who@example.com, purpose: newsletter, sender: oem}
             expect: {verdict: allow, rules: []}
         """))
-    result = runner.invoke(main, ["policy", "test", str(policy), "--examples", str(cases)])
+    result = bare_runner.invoke(main, ["policy", "test", str(policy), "--examples", str(cases)])
     assert result.exit_code == 1
     assert result.output.splitlines() == [
         "PASS a known person is allowed (allow: no rule)",
@@ -146,69 +133,40 @@ def test_policy_test_passes_and_fails_per_case(runner, tmp_path):
     ]
 
 
-def test_policy_test_without_cases_fails(runner, tmp_path):
+def test_policy_test_without_cases_fails(bare_runner, tmp_path):
     policy = tmp_path / "p.yaml"
     policy.write_text("rules: []\n")
     (tmp_path / "examples").mkdir()
-    result = runner.invoke(main, ["policy", "test", str(policy)])
+    result = bare_runner.invoke(main, ["policy", "test", str(policy)])
     assert result.exit_code == 1
     assert "no *.yaml example case files here" in result.output
 
 
-POLICY = parse_policy([("p.yaml", "senders: [oem]\nrules:\n  - {id: stop, kind: fixed}\n")],
-                      kinds=KINDS)
+def test_policy_simulate_lists_decisions_a_changed_policy_would_change(runner, tmp_path, store):
+    from policies import default_policy_path
 
-
-def test_run_check_decides_from_plain_data():
-    decision = run_check(
-        {"id": "per_anna", "emails": ["anna@example.com"]},
-        {"channel": "email", "purpose": "newsletter", "sender": "oem"},
-        POLICY, None,
-        [{"at": "2026-11-20T10:00:00Z", "channel": "email", "purpose": "newsletter",
-          "sender": "oem"}],
-    )
-    assert (decision.verdict, decision.rules, decision.person) == ("block", ("stop",), "per_anna")
-
-
-@pytest.mark.parametrize(
-    ("attempt", "field"),
-    [
-        ({"purpose": "newsletter", "sender": "oem"}, "channel"),
-        ({"channel": "fax", "purpose": "newsletter", "sender": "oem"}, "channel"),
-        ({"channel": "email", "purpose": "gossip", "sender": "oem"}, "purpose"),
-        ({"channel": "email", "purpose": "newsletter", "sender": "dealer:x"}, "sender"),
-        ({"channel": "email", "purpose": "newsletter", "sender": "oem", "at": "soon"}, "at"),
-        ({"channel": "email", "purpose": "newsletter", "sender": "oem", "product": 7},
-         "product"),
-    ],
-    ids=["missing-channel", "unknown-channel", "unknown-purpose", "unknown-sender",
-         "bad-time", "product-not-text"],
-)
-def test_run_check_names_the_bad_field(attempt, field):
-    with pytest.raises(InvalidField) as info:
-        run_check({"id": "per_anna", "emails": ["a@example.com"]}, attempt, POLICY)
-    assert info.value.field == field
-
-
-def test_run_check_names_bad_ledger_entries():
-    with pytest.raises(InvalidField) as info:
-        run_check({"id": "p", "emails": ["a@example.com"]},
-                  {"channel": "email", "purpose": "newsletter", "sender": "oem"},
-                  POLICY, None, [{"at": "yesterday", "channel": "email"}])
-    assert info.value.field == "ledger[0]"
-
-
-def test_guard_check_with_profile_prints_the_decision(runner, tmp_path):
-    profile = tmp_path / "anna.json"
-    profile.write_text(json.dumps({"id": "per_anna", "emails": ["anna@example.com"]}))
-    policy = tmp_path / "p.yaml"
-    policy.write_text("rules: []\n")
-    result = runner.invoke(main, [
-        "check", "--profile", str(profile), "--policy", str(policy),
-        "--attempt", '{"channel": "email", "purpose": "newsletter", "sender": "oem"}',
-        "--now", "2026-11-23T10:00:00Z"])
+    store.ingest([person_event("003A", "anna@example.com", name="Anna")])
+    for purpose in ("newsletter", "transactional"):
+        store.check({"channel": "email", "to": "anna@example.com", "purpose": purpose,
+                           "sender": "oem"})
+    stricter = tmp_path / "stricter.yaml"
+    stricter.write_text(default_policy_path().read_text() + (
+        "\n  - id: newsletter-pause\n    kind: custom\n    purposes: [newsletter]\n"
+        "    condition: 'true'\n    message: Newsletters are paused.\n"))
+    result = runner.invoke(main, ["policy", "simulate", "--since", "3650d", "--policy",
+                                  str(stricter)])
     assert result.exit_code == 0, result.output
-    decision = json.loads(result.output)
-    assert decision["verdict"] == "allow"
-    assert decision["person"] == "per_anna"
-    assert decision["policy_version"].startswith("sha256:")
+    assert "Replayed 2 decisions" in result.stdout and "1 would change" in result.stdout
+    changed = [line for line in result.stdout.splitlines() if " -> " in line]
+    assert len(changed) == 1
+    assert "newsletter" in changed[0] and "allow" in changed[0]
+    assert changed[0].endswith("block (newsletter-pause)")
+
+
+def test_policy_simulate_under_the_same_policy_changes_nothing(runner, store):
+    store.ingest([person_event("003A", "anna@example.com", name="Anna")])
+    store.check({"channel": "email", "to": "anna@example.com", "purpose": "newsletter",
+                       "sender": "oem"})
+    result = runner.invoke(main, ["policy", "simulate", "--since", "3650d"])
+    assert result.exit_code == 0, result.output
+    assert "Replayed 1 decisions" in result.stdout and "0 would change" in result.stdout
