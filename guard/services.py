@@ -50,8 +50,10 @@ def services(app: Flask | None = None) -> Services:
 
 def init_app(app: Flask) -> Services:
     """Build the app's services from its settings and keep them on the app."""
-    guard = app.config.get("GUARD") or _guard(app)
+    # Settings first: a bad one stops start-up before the store is connected.
     conf = read_settings(app.config)
+    crm = crm_settings.read_settings(app.config, os.environ)
+    guard = app.config.get("GUARD") or _guard(app)
     clock = getattr(guard, "clock", None)
     outbox = Outbox(guard.engine, clock=clock,
                     lease=timedelta(seconds=conf.outbox_lease_seconds),
@@ -63,7 +65,7 @@ def init_app(app: Flask) -> Services:
                             retry_after_max=conf.forward_retry_after_max),
         outbox=outbox,
         answers=Answers(guard.engine, outbox, clock=clock, wait=conf.idempotency_wait),
-        crm=crm_settings.read_settings(app.config, os.environ),
+        crm=crm,
     )
     app.extensions[_KEY] = built
     if app.config.get("ADMIN_KEY"):

@@ -17,8 +17,7 @@ from guard.store import retention
 from guard.store.engine import make_engine
 from guard.store.migrate import upgrade
 from guard.store.tables import hook_inbox, ledger, outbox
-
-from .conftest import NOW
+from tests.conftest import NOW
 
 SCREEN = {"channel": "email", "purpose": "newsletter", "sender": "oem"}
 DAY = timedelta(days=1)
