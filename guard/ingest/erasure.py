@@ -36,7 +36,7 @@ from guard.ingest.identity import (
     normalize_email,
     normalize_phone,
 )
-from guard.proxy.outbox import forget as forget_sends
+from guard.proxy.erasure import forget_sends
 from guard.store import ledger as contact_ledger
 from guard.store.tables import (
     erasure_notices,

@@ -42,7 +42,7 @@ import logging
 import random
 import secrets
 import threading
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -54,6 +54,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from guard.checks.batching import Batcher, Job
 from guard.proxy.transport import FAILED, REJECTED, SENT, Outcome
+from guard.store.compiled import run as run_compiled
 from guard.store.tables import outbox
 
 log = logging.getLogger(__name__)
@@ -83,58 +84,6 @@ def _settle_statement(from_status: tuple[str, ...]) -> sa.Update:
 
 _SETTLE = {states: _settle_statement(states)
            for states in ((CLAIMED,), (SENDING, UNKNOWN))}
-
-
-class _Compiled:
-    """One statement compiled for a dialect once, then run through the driver.
-
-    ``Connection.execute`` spends most of a one-row insert or update on building
-    the execution context (cache lookup, parameter processing, result set-up);
-    here the SQL text, the order of its parameters and each parameter's type
-    conversion (JSON, timestamps, booleans) are SQLAlchemy's own, worked out
-    once, and each call only converts the values and hands them to the driver.
-    """
-
-    def __init__(self, statement: sa.ClauseElement, dialect, column_keys=None):
-        compiled = statement.compile(dialect=dialect, column_keys=column_keys)
-        self.sql = compiled.string
-        by_name = {name: bind for bind, name in compiled.bind_names.items()}
-        names = list(compiled.positiontup) if dialect.positional else list(by_name)
-        self.positional = dialect.positional
-        self.names = names
-        self.convert = {}
-        self.fixed = {}
-        for name in names:
-            bind = by_name[name]
-            self.convert[name] = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            if not bind.required:
-                # A literal of the statement itself (``status = 'sending'``).
-                self.fixed[name] = bind.effective_value
-
-    def run(self, conn: Connection, values: Mapping[str, Any]):
-        """Execute with ``values`` (the statement's own literals filled in)."""
-        converted = {}
-        for name in self.names:
-            value = values[name] if name in values else self.fixed[name]
-            convert = self.convert[name]
-            # None goes through the conversion too, as in SQLAlchemy (JSON makes it 'null').
-            converted[name] = convert(value) if convert is not None else value
-        if self.positional:
-            return conn.exec_driver_sql(self.sql, tuple(converted[n] for n in self.names))
-        return conn.exec_driver_sql(self.sql, converted)
-
-
-_compiled: dict[tuple, _Compiled] = {}
-
-
-def _run(conn: Connection, key: tuple, statement: sa.ClauseElement, values: Mapping[str, Any],
-         column_keys=None):
-    """Run ``statement`` through its compiled form for ``conn``'s dialect, made on first use."""
-    dialect = conn.dialect
-    compiled = _compiled.get((dialect.name, *key))
-    if compiled is None:
-        compiled = _compiled[(dialect.name, *key)] = _Compiled(statement, dialect, column_keys)
-    return compiled.run(conn, values)
 
 
 def idempotency_key(message_key: str, *parts: Any) -> str:
@@ -239,7 +188,7 @@ class Outbox:
 
     def _insert(self, conn: Connection, item: Item, status: str, token: str | None) -> str | None:
         row = self._row(item, status, token)
-        return _run(conn, ("insert",), _INSERT[conn.dialect.name], row).scalar()
+        return run_compiled(conn, ("insert",), _INSERT[conn.dialect.name], row).scalar()
 
     def hold(self, item: Item) -> str | None:
         """Queue ``item`` until its ``not_before``; None if its key was queued before."""
@@ -324,7 +273,7 @@ class Outbox:
                    **values) -> bool:
         values.setdefault("updated_at", self._now())
         keys = tuple(sorted(values))
-        return _run(conn, ("settle", from_status, keys), _SETTLE[from_status],
+        return run_compiled(conn, ("settle", from_status, keys), _SETTLE[from_status],
                     {**values, "row_id": claim.id, "token": claim.token},
                     column_keys=keys).rowcount == 1
 
@@ -522,69 +471,6 @@ class _Deferred:
 # Rows that will never be sent again; the worker purges them after
 # GUARD_OUTBOX_RETENTION_DAYS. An unknown row waits for a human, so it stays.
 FINISHED = (DONE_SENT, DONE_REJECTED, DROPPED)
-_FORGET_PAGE = 500
-
-
-def forget(conn: Connection, decision_ids: Collection[str],
-           erased: Callable[[str], bool]) -> int:
-    """Take an erased person out of the outbox; return how many rows changed or went.
-
-    A row is theirs when it holds one of their ``decision_ids`` or a recipient
-    ``erased`` says is theirs. A row for them alone is deleted, whatever its
-    state (held ones would be blocked at release anyway); a Mail Send shared
-    with others keeps the others, without the person's address, name or
-    personalization. Right to erasure (GDPR Art. 17): no copy stays behind.
-    """
-    wanted = set(decision_ids)
-    theirs: list[str] = []
-    after = ""
-    while True:
-        page = conn.execute(
-            sa.select(outbox.c.id, outbox.c.recipients, outbox.c.decision_ids)
-            .where(outbox.c.id > after).order_by(outbox.c.id).limit(_FORGET_PAGE)).all()
-        if not page:
-            break
-        after = page[-1].id
-        theirs += [row.id for row in page
-                   if wanted.intersection(row.decision_ids or ())
-                   or any(erased(str(r)) for r in row.recipients or ())]
-    for start in range(0, len(theirs), _FORGET_PAGE):
-        rows = conn.execute(sa.select(outbox).where(
-            outbox.c.id.in_(theirs[start:start + _FORGET_PAGE]))).all()
-        for row in rows:
-            kept = [r for r in row.recipients or () if not erased(str(r))]
-            payload = _without(row.provider, row.payload, erased) if len(kept) > 0 and \
-                len(row.recipients) > 1 else None
-            if payload is None:
-                conn.execute(outbox.delete().where(outbox.c.id == row.id))
-                continue
-            conn.execute(outbox.update().where(outbox.c.id == row.id).values(
-                payload=payload, recipients=kept,
-                checks=[c for c in row.checks or () if not erased(str(c.get("to") or ""))]))
-    return len(theirs)
-
-
-def _without(provider: str, payload: Any, erased: Callable[[str], bool]) -> Any | None:
-    """Return a Mail Send body without the erased recipients, or None if nobody is left."""
-    if provider != "sendgrid" or not isinstance(payload, Mapping):
-        return None
-    kept = []
-    for personalization in payload.get("personalizations") or ():
-        if not isinstance(personalization, Mapping):
-            continue
-        trimmed = dict(personalization)
-        for field_name in ("to", "cc", "bcc"):
-            if isinstance(trimmed.get(field_name), list):
-                trimmed[field_name] = [
-                    a for a in trimmed[field_name]
-                    if not (isinstance(a, Mapping) and erased(str(a.get("email") or "")))]
-                if not trimmed[field_name] and field_name != "to":
-                    del trimmed[field_name]
-        if trimmed.get("to"):
-            kept.append(trimmed)
-    return {**payload, "personalizations": kept} if kept else None
-
-
 def _as_dict(row) -> dict:
     data = dict(row._mapping)
     for name in ("not_before", "claimed_at", "created_at", "updated_at"):

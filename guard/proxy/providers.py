@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import ClassVar
 
 from guard.proxy.idempotency import Answer
@@ -31,6 +31,10 @@ class Provider(ABC):
     @abstractmethod
     def answer(self, outcome: Outcome, ours: Answer) -> Answer:
         """Return what the caller is told once the send ended: the provider's reply, or ``ours``."""
+
+    def without(self, payload: Mapping, erased: Callable[[str], bool]) -> Mapping | None:
+        """Return ``payload`` without the erased recipients; None when it cannot be cut apart."""
+        return None
 
 
 def relayed(reply: Reply, headers: Mapping[str, str]) -> Answer:
@@ -60,6 +64,24 @@ class SendGrid(Provider):
         if outcome.state != REJECTED:
             return ours
         return relayed(outcome.reply, {})
+
+    def without(self, payload: Mapping, erased: Callable[[str], bool]) -> Mapping | None:
+        """Return a Mail Send body without the erased recipients, or None if nobody is left."""
+        kept = []
+        for personalization in payload.get("personalizations") or ():
+            if not isinstance(personalization, Mapping):
+                continue
+            trimmed = dict(personalization)
+            for field_name in ("to", "cc", "bcc"):
+                if isinstance(trimmed.get(field_name), list):
+                    trimmed[field_name] = [
+                        a for a in trimmed[field_name]
+                        if not (isinstance(a, Mapping) and erased(str(a.get("email") or "")))]
+                    if not trimmed[field_name] and field_name != "to":
+                        del trimmed[field_name]
+            if trimmed.get("to"):
+                kept.append(trimmed)
+        return {**payload, "personalizations": kept} if kept else None
 
 
 class Twilio(Provider):
