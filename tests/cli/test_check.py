@@ -10,7 +10,7 @@ from guard.cli import main
 from guard.cli.check import check, run_check
 from guard.errors import InvalidField
 from policies import parse_policy
-from tests.api.conftest import person_event
+from tests.conftest import person
 from tests.policies.standin_kinds import KINDS
 
 
@@ -32,14 +32,15 @@ def test_check_names_a_bad_field(runner):
 @pytest.mark.parametrize("to", ["salesforce:003A", "hubspot:501", "anna@example.com"],
                          ids=["salesforce-id", "hubspot-id", "email"])
 def test_check_takes_a_crm_reference_as_recipient(runner, store, to):
-    store.ingest([person_event("003A", "anna@example.com", crm_ids={"hubspot": "501"})])
+    store.ingest([person("003A", "anna@example.com", timezone="Europe/Berlin",
+                         crm_ids={"hubspot": "501"})])
     anna = store.resolve("anna@example.com")
     result = runner.invoke(main, ["check", "--to", to, "--channel", "email", "--purpose",
-                                  "newsletter", "--sender", "oem"])
+                         "newsletter", "--sender", "oem"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["person"] == anna
     by_id = runner.invoke(main, ["check", "--to", anna, "--channel", "email", "--purpose",
-                                 "newsletter", "--sender", "oem"])
+                         "newsletter", "--sender", "oem"])
     assert json.loads(by_id.stdout)["person"] == anna
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 from guard.cli import main
-from tests.api.conftest import person_event
+from tests.conftest import person
 
 
 def test_import_json_lines_lists_rejections_by_line(runner, tmp_path):
     path = tmp_path / "feed.jsonl"
     path.write_text("\n".join([
-        json.dumps(person_event("003A", "anna@example.com", name="Anna")),
+        json.dumps(person("003A", "anna@example.com", timezone="Europe/Berlin", name="Anna")),
         "{not json",
         json.dumps({"type": "purchase", "source": {"system": "dms", "id": "S1"},
                     "person": {"email": "anna@example.com"}, "product": "nw-city",

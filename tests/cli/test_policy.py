@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 
 from guard.cli import main
-from tests.api.conftest import person_event
+from tests.conftest import person
 
 BROKEN = """\
 senders: [oem, "dealer:*"]
@@ -145,7 +145,7 @@ def test_policy_test_without_cases_fails(bare_runner, tmp_path):
 def test_policy_simulate_lists_decisions_a_changed_policy_would_change(runner, tmp_path, store):
     from policies import default_policy_path
 
-    store.ingest([person_event("003A", "anna@example.com", name="Anna")])
+    store.ingest([person("003A", "anna@example.com", timezone="Europe/Berlin", name="Anna")])
     for purpose in ("newsletter", "transactional"):
         store.check({"channel": "email", "to": "anna@example.com", "purpose": purpose,
                            "sender": "oem"})
@@ -164,7 +164,7 @@ def test_policy_simulate_lists_decisions_a_changed_policy_would_change(runner, t
 
 
 def test_policy_simulate_under_the_same_policy_changes_nothing(runner, store):
-    store.ingest([person_event("003A", "anna@example.com", name="Anna")])
+    store.ingest([person("003A", "anna@example.com", timezone="Europe/Berlin", name="Anna")])
     store.check({"channel": "email", "to": "anna@example.com", "purpose": "newsletter",
                        "sender": "oem"})
     result = runner.invoke(main, ["policy", "simulate", "--since", "3650d"])

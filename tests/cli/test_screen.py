@@ -6,12 +6,12 @@ import csv
 import io
 
 from guard.cli import main
-from tests.api.conftest import person_event
+from tests.conftest import person
 
 
 def _otto_opted_out(guard) -> None:
     guard.ingest([
-        person_event("003O", "otto@example.com", name="Otto"),
+        person("003O", "otto@example.com", timezone="Europe/Berlin", name="Otto"),
         {"type": "consent", "source": {"system": "salesforce", "id": "C-1"},
          "person": {"email": "otto@example.com"}, "channel": "email", "purpose": "*",
          "status": "opt_out", "at": "2026-10-01T00:00:00Z"},

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from guard.http.schemas import EventsResultSchema
+from tests.conftest import person, purchase
 
-from .conftest import person_event, purchase_event
 from .test_errors import assert_problem
 
 
 def test_valid_events_are_stored_and_invalid_ones_listed(client, feeder, admin, checker):
     events = [
-        person_event("003A", "anna@example.com", name="Anna Berg"),
-        purchase_event("SO-1", "anna@example.com", "nw-city", "not a date"),
+        person("003A", "anna@example.com", timezone="Europe/Berlin", name="Anna Berg"),
+        purchase("SO-1", {"email": "anna@example.com"}, "nw-city", "not a date"),
         {"type": "horoscope", "source": {"system": "astro", "id": "1"}},
-        purchase_event("SO-2", "anna@example.com", "nw-city", "2026-01-10T10:00:00Z"),
+        purchase("SO-2", {"email": "anna@example.com"}, "nw-city", "2026-01-10T10:00:00Z"),
     ]
     response = client.post("/v1/events", json={"events": events}, headers=feeder)
     assert response.status_code == 200
@@ -34,8 +34,8 @@ def test_valid_events_are_stored_and_invalid_ones_listed(client, feeder, admin, 
 
 
 def test_the_same_batch_twice_changes_nothing(client, feeder, admin, checker):
-    events = [person_event("003A", "anna@example.com", name="Anna Berg"),
-              purchase_event("SO-2", "anna@example.com", "nw-city", "2026-01-10T10:00:00Z")]
+    events = [person("003A", "anna@example.com", timezone="Europe/Berlin", name="Anna Berg"),
+              purchase("SO-2", {"email": "anna@example.com"}, "nw-city", "2026-01-10T10:00:00Z")]
     for _ in range(2):
         assert client.post("/v1/events", json={"events": events},
                            headers=feeder).get_json()["accepted"] == 2
@@ -60,7 +60,7 @@ def test_events_must_be_a_list(client, feeder):
 
 def test_a_batch_over_the_limit_is_refused_whole(app, client, feeder):
     app.config["EVENTS_MAX_BATCH"] = 2
-    events = [person_event(f"003{n}", f"p{n}@example.com") for n in range(3)]
+    events = [person(f"003{n}", f"p{n}@example.com", timezone="Europe/Berlin") for n in range(3)]
     body = assert_problem(client.post("/v1/events", json={"events": events}, headers=feeder),
                           400, "events")
     assert "at most 2" in body["detail"]

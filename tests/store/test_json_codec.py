@@ -19,7 +19,7 @@ from guard.store.engine import make_engine
 from guard.store.migrate import upgrade
 from guard.store.tables import ledger, people
 from policies.model import Attempt, Decision
-from tests.guard.test_ledger import BLOCK, DECIDED, numbered
+from tests.store.test_ledger import BLOCK, DECIDED, numbered
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 BERLIN = timezone(timedelta(hours=1))

@@ -20,9 +20,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from guard import create_app
+from tests.conftest import person
 from tests.proxy.upstream import Serving
-
-from .conftest import person_event
 
 MAX_EXAMPLES = 20
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
@@ -31,9 +30,9 @@ ADMIN = "conformance-admin-key-" + "x" * 20
 
 
 @pytest.fixture
-def live(store_guard):
-    store_guard.ingest([person_event("003A", "anna@example.com")])
-    app = create_app({"GUARD": store_guard, "TESTING": False, "ADMIN_KEY": ADMIN})
+def live(store):
+    store.ingest([person("003A", "anna@example.com", timezone="Europe/Berlin")])
+    app = create_app({"GUARD": store, "TESTING": False, "ADMIN_KEY": ADMIN})
     with Serving(app) as server:
         yield server.url
 

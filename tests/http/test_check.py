@@ -6,8 +6,8 @@ import pytest
 
 from guard.http.schemas import DecisionSchema, RecordedDecisionSchema
 from guard.services import services
+from tests.conftest import person, purchase
 
-from .conftest import person_event, purchase_event
 from .test_errors import assert_problem
 
 SPEC_KEYS = {"decision_id", "verdict", "person", "reasons", "reroute", "not_before",
@@ -18,11 +18,13 @@ SPEC_KEYS = {"decision_id", "verdict", "person", "reasons", "reroute", "not_befo
 def people(client, feeder):
     """Anna: an ordinary customer. Max: bought an nw-kombi two days ago."""
     events = [
-        person_event("003A", "anna@example.com", name="Anna Berg", stage="customer",
-                     owner="dealer:munich", crm_ids={"salesforce": "003A"}),
-        person_event("003M", "max@example.com", name="Max Keller", stage="customer",
-                     owner="dealer:munich"),
-        purchase_event("SO-1", "max@example.com", "nw-kombi", "2026-11-21T15:00:00Z"),
+        person("003A", "anna@example.com", timezone="Europe/Berlin",
+               name="Anna Berg", stage="customer",
+               owner="dealer:munich", crm_ids={"salesforce": "003A"}),
+        person("003M", "max@example.com", timezone="Europe/Berlin",
+               name="Max Keller", stage="customer",
+               owner="dealer:munich"),
+        purchase("SO-1", {"email": "max@example.com"}, "nw-kombi", "2026-11-21T15:00:00Z"),
         {"type": "campaign", "source": {"system": "salesforce", "id": "701-bw"},
          "id": "black-week", "purpose": "price_offer", "offer": "8% off",
          "starts": "2026-11-01T00:00:00Z", "ends": "2026-12-31T00:00:00Z"},

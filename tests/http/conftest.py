@@ -1,4 +1,4 @@
-"""The app on a real store (SQLite and PostgreSQL, via the shared ``engine``), keys, helpers."""
+"""The app on the shared test store (SQLite and PostgreSQL, clock at NOW), keys, helpers."""
 
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def store_guard(engine, policy):
+def store(engine, policy):
     """A Guard on the migrated test store whose clock stands at NOW."""
     return Guard(engine, policy, clock=lambda: NOW)
 
 
 @pytest.fixture
-def app(store_guard):
-    return create_app({"GUARD": store_guard, "TESTING": True})
+def app(store):
+    return create_app({"GUARD": store, "TESTING": True})
 
 
 @pytest.fixture
@@ -61,13 +61,3 @@ def checker(make_key) -> dict:
 @pytest.fixture
 def feeder(make_key) -> dict:
     return bearer(make_key("events"))
-
-
-def person_event(sid: str, email: str, **fields) -> dict:
-    return {"type": "person", "source": {"system": "salesforce", "id": sid}, "emails": [email],
-            "timezone": "Europe/Berlin", **fields}
-
-
-def purchase_event(sid: str, email: str, product: str, at: str) -> dict:
-    return {"type": "purchase", "source": {"system": "dms", "id": sid},
-            "person": {"email": email}, "product": product, "category": "vehicle", "at": at}

@@ -67,14 +67,14 @@ def test_the_decision_schema_matches_the_spec_contract(client):
             "monitored", "policy_version"} <= set(decision["required"])
 
 
-def test_other_areas_register_their_paths(store_guard):
+def test_other_areas_register_their_paths(store):
     from guard import create_app
 
     openapi.register_path("/test/registered", {"post": {
         "operationId": "registeredForTest", "responses": {"204": {"description": "ok"}}}},
         components={"Thing": {"type": "object"}})
     try:
-        spec = create_app({"GUARD": store_guard}).test_client().get("/openapi.json").get_json()
+        spec = create_app({"GUARD": store}).test_client().get("/openapi.json").get_json()
         assert "post" in spec["paths"]["/test/registered"]
         assert spec["components"]["schemas"]["Thing"] == {"type": "object"}
     finally:

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from guard.http.schemas import ScreenResponseSchema
+from tests.conftest import person
 
-from .conftest import person_event
 from .test_errors import assert_problem
 
 NEWSLETTER = {"channel": "email", "purpose": "newsletter", "sender": "oem",
@@ -18,16 +18,18 @@ NEWSLETTER = {"channel": "email", "purpose": "newsletter", "sender": "oem",
 @pytest.fixture
 def people(client, feeder):
     events = [
-        person_event("003A", "anna@example.com", name="Anna Berg", stage="customer",
-                     owner="dealer:munich"),
-        person_event("003O", "otto@example.com", name="Otto Opt-out", stage="customer",
-                     owner="dealer:munich"),
+        person("003A", "anna@example.com", timezone="Europe/Berlin",
+               name="Anna Berg", stage="customer",
+               owner="dealer:munich"),
+        person("003O", "otto@example.com", timezone="Europe/Berlin",
+               name="Otto Opt-out", stage="customer",
+               owner="dealer:munich"),
         {"type": "consent", "source": {"system": "salesforce", "id": "C-1"},
          "person": {"email": "otto@example.com"}, "channel": "email", "purpose": "marketing",
          "status": "opt_out", "at": "2026-10-01T00:00:00Z"},
     ]
     assert client.post("/v1/events", json={"events": events},
-                       headers=feeder).get_json()["accepted"] == 3
+               headers=feeder).get_json()["accepted"] == 3
 
 
 def expected_verdict(i: int) -> str | None:
