@@ -278,7 +278,14 @@ class _CaseReader:
                                   ("at", "channel", "purpose", "sender")))
 
     def campaigns(self, given: LineDict) -> dict[str, Campaign]:
-        return {c.id: c for c in self.records(given, "campaigns", Campaign.from_dict, ("id",))}
+        found = {}
+        for campaign in self.records(given, "campaigns", Campaign.from_dict, ("id",)):
+            if isinstance(campaign.id, str):
+                found[campaign.id] = campaign
+            else:
+                self.bad(given.line_of("campaigns"),
+                         f"given.campaigns: id must be text, got {campaign.id!r}")
+        return found
 
     def attempt(self, raw: LineDict, profile: Profile, now) -> Attempt | None:
         attempt = self.mapping(raw.get("attempt"), "attempt", raw.line_of("attempt"))

@@ -112,3 +112,15 @@ def test_any_case_file_runs_or_raises_policy_error(policy, tmp_path_factory, cas
         return
     for outcome in run_cases(policy, loaded):
         assert outcome.decision.verdict in ("allow", "defer", "reroute", "block")
+
+
+def test_a_campaign_whose_id_is_not_text_is_a_problem_with_its_line(policy, tmp_path):
+    path = tmp_path / "cases.yaml"
+    path.write_text(yaml.safe_dump({"cases": [{
+        "name": "list id", "given": {"campaigns": [{"id": ["a", "b"], "purpose": "promotion"}]},
+        "attempt": {"channel": "email", "purpose": "promotion", "sender": "oem"},
+        "expect": {"verdict": "allow"}}]}))
+    with pytest.raises(PolicyError) as raised:
+        load_cases(path, policy)
+    assert any("given.campaigns: id must be text" in str(p) and str(p).startswith(f"{path}:")
+               for p in raised.value.problems)
