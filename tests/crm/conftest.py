@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import responses
 
+from tests.conftest import NOW
 from tests.connectors.hubspot.conftest import make_connector as make_hubspot
 from tests.connectors.hubspot.conftest import serve_checked
 from tests.connectors.salesforce.conftest import make_connector as make_salesforce
@@ -14,7 +15,6 @@ from tests.connectors.salesforce.fake import FakeSalesforce
 
 # Decisions in these tests happen at this moment (SPEC §4's example day).
 AT = "2026-11-23T10:00:00Z"
-NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 PLUGIN_FIELDS = ("Guard_Replacement_Cycle_Years__c", "Guard_Preferred_Channel__c",
                  "Guard_Contact_Hours__c", "Guard_Do_Not_Market_Until__c", "Guard_Status__c",
                  "Guard_Flags__c", "Guard_Updated__c")

@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
 from guard import create_app
-from guard.checks.service import Guard
 from guard.http import keys
 from guard.services import services
-
-# The decisions in these tests happen at this moment (a Monday, 11:00 in Berlin).
-NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(engine, policy):
-    """A Guard on the migrated test store whose clock stands at NOW."""
-    return Guard(engine, policy, clock=lambda: NOW)
 
 
 @pytest.fixture

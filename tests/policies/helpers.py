@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 
 from policies.model import DEFAULT_PURPOSES, Attempt, Evidence, LedgerEntry, Profile
 from policies.rules.base import Context, Scope
-
-NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+from tests.conftest import NOW
 
 
 @dataclass(frozen=True)

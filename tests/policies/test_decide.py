@@ -10,9 +10,9 @@ import pytest
 from policies import Attempt, Consent, Evidence, LedgerEntry, Profile, decide, parse_policy
 from policies.cel import Condition
 from policies.rules.base import Context
+from tests.conftest import NOW
 from tests.policies.standin_kinds import KINDS
 
-NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 LATER = "2026-11-24T08:00:00+01:00"
 LATEST = "2026-11-25T08:00:00+01:00"
 

@@ -23,10 +23,10 @@ from policies.model import (
     Purchase,
     Service,
 )
+from tests.conftest import NOW
 
 CONTACT = Evidence("dms", "person", "C-1")
 BOUGHT = Evidence("dms", "purchase", "P-1")
-NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 policy = load_policy(default_policy_path())
 
 facts = {

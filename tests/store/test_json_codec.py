@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -19,9 +19,9 @@ from guard.store.engine import make_engine
 from guard.store.migrate import upgrade
 from guard.store.tables import ledger, people
 from policies.model import Attempt, Decision
+from tests.conftest import NOW
 from tests.store.test_ledger import BLOCK, DECIDED, numbered
 
-NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 BERLIN = timezone(timedelta(hours=1))
 
 # A stored profile with what encodes differently in orjson and json.dumps: text beyond

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from guard.store import ledger as contact_ledger
 from guard.store.tables import ledger
 from policies.model import Attempt, Decision, Evidence, Finding, Notice
+from tests.conftest import NOW
 
-NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 BERLIN = timezone(timedelta(hours=1))
 
 

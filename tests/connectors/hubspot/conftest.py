@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
 from connectors.base import MemoryBookmarks
 from connectors.hubspot import HubSpotConnector, Pacer, build_client, default_retry
+from tests.conftest import NOW
 from tests.connectors.hubspot import shapes
 from tests.connectors.hubspot.fake import FakeHubSpot
 
 TOKEN = "pat-test"
-NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 
 def serve_checked():
