@@ -85,8 +85,8 @@ def measure(size) -> list[Figure]:
 
 
 def _guard(engine, policy):
-    from guard import freeze_start_up_heap
     from guard.checks.service import Guard
+    from guard.collector import freeze_start_up_heap
 
     guard = Guard(engine, policy, clock=lambda: EPOCH)
     freeze_start_up_heap()  # as create_app does in every served process

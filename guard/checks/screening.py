@@ -9,25 +9,18 @@ memory stays flat however long the list is.
 
 from __future__ import annotations
 
-import gc
 import multiprocessing
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from typing import Any
 
+from guard import collector
 from guard.errors import GuardError
 
 CHUNK = 5_000
 # Chunks in flight per worker: enough that none waits for work, few enough for memory.
 AHEAD = 2
 
-# The cyclic collector's first-generation threshold while screening (Python's is 700).
-# A batch keeps hundreds of decoded profiles alive while it is decided, and at 700 the
-# collector would walk them again and again. Screening makes almost no reference cycles
-# (refcounting frees a batch), so collecting rarely costs little memory: at most this
-# many container objects wait for the collector.
-SCREEN_GC_THRESHOLD = 100_000
 
 # One screened row: verdict, rules joined with ";", decision id, error, field in error.
 Row = tuple[str, str, str, str, str | None]
@@ -40,17 +33,6 @@ def outcome_row(outcome: Any) -> Row:
     if isinstance(outcome, GuardError):
         return "", "", "", outcome.detail, outcome.field
     return outcome.verdict, ";".join(outcome.rules), outcome.decision_id or "", "", None
-
-
-@contextmanager
-def collecting_rarely() -> Iterator[None]:
-    """Raise the collector's first threshold while the block screens; restore it after."""
-    before = gc.get_threshold()
-    gc.set_threshold(SCREEN_GC_THRESHOLD, *before[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
 
 
 def screen_rows(guard, attempt: Mapping, recipients: Iterable[Any], commit: bool
@@ -83,7 +65,7 @@ def _start_worker(attempt: dict, commit: bool, config: dict) -> None:
     _worker.update(guard=services(create_app(config)).guard, attempt=attempt,
                    commit=commit)
     # A worker only screens: it keeps the raised threshold for its life.
-    gc.set_threshold(SCREEN_GC_THRESHOLD, *gc.get_threshold()[1:])
+    collector.collect_rarely_from_now()
 
 
 def _screen_chunk(recipients: list[Any]) -> list[Row]:

@@ -39,7 +39,8 @@ PARALLEL_FROM = 20_000
 def screen(file: Path, column: str, commit: bool, workers: int | None, output,
            **options: Any) -> None:
     """Screen a CSV list of recipients; write it back with verdict, rules and decision_id."""
-    from guard.checks.screening import CHUNK, collecting_rarely, screen_in_processes, screen_rows
+    from guard.checks.screening import CHUNK, screen_in_processes, screen_rows
+    from guard.collector import collecting_rarely
 
     attempt = attempt_from(**options)
     if "channel" not in attempt:

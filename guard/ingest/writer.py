@@ -10,15 +10,14 @@ are written together (``guard.ingest.batch``).
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from guard import collector
 from guard.errors import InvalidField
 from guard.ingest import erasure
 from guard.ingest.batch import BatchRows
@@ -38,26 +37,10 @@ _ORDER = {"account": 0, "campaign": 0, "person": 1, "erase": 3}
 _IDENTITY_FIELD = {"email": "emails", "phone": "phones", "ref": "crm_ids"}
 
 
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector for the block; resume it after if it ran before."""
-    # A batch holds thousands of rows, events and profiles alive at once, all freed by
-    # reference counting when it ends. While it runs they survive collection after
-    # collection and fill the oldest generation, whose full collections walk the whole
-    # heap each time. Paused, the collector sees none of them.
-    running = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if running:
-            gc.enable()
-
-
 def ingest(conn: Connection, raw_events: Sequence[Any], policy, now: datetime,
            salt: bytes | None) -> dict:
     """Store a batch of events; return ``{"accepted", "rejected": [{index, source, detail}]}``."""
-    with collector_paused():
+    with collector.paused():
         return _ingest(conn, raw_events, policy, now, salt)
 
 

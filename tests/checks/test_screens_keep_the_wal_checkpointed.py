@@ -63,7 +63,8 @@ def test_rows_add_up_across_small_transactions(store, engine, checkpoints):
 
 
 def test_screening_collects_rarely_only_while_it_screens():
-    from guard.checks.screening import SCREEN_GC_THRESHOLD, collecting_rarely
+    from guard.collector import SCREEN_THRESHOLD as SCREEN_GC_THRESHOLD
+    from guard.collector import collecting_rarely
 
     before = gc.get_threshold()
     with pytest.raises(RuntimeError), collecting_rarely():

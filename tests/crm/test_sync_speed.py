@@ -15,8 +15,8 @@ import sqlalchemy as sa
 
 from connectors.hubspot import parse_mapping
 from guard.checks.service import Guard
+from guard.collector import paused as collector_paused
 from guard.crm.sync import StoreBookmarks, run_sync
-from guard.ingest.writer import collector_paused
 from guard.store.engine import make_engine
 from guard.store.migrate import upgrade
 from guard.store.tables import sync_bookmarks
