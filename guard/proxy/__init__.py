@@ -13,6 +13,7 @@ outbox: every send the guard makes is first recorded there, then forwarded
     delivery.py     forward one outbox row and record how it ended
     providers.py    one class per provider: its request from a row, its reply to the caller
     transport.py    the one upstream transport, and what is retried
+    erasure.py      what the right to erasure takes out of the outbox
     describe.py     the endpoints in the OpenAPI document
 """
 

@@ -6,4 +6,6 @@
     ledger.py     decisions and reported touches: rows in, entries out
     migrate.py    upgrade, downgrade, the revisions; migrations/ holds them
     retention.py  what is kept only for a while, and the batched purge of it
+    compiled.py   statements compiled once per dialect, run straight through the driver
+    util.py       the time now, lists in chunks
 """
