@@ -103,6 +103,31 @@ def store(engine, policy):
     return Guard(engine, policy, clock=lambda: NOW)
 
 
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium, headless, through Playwright; one per test session."""
+    from tests.browser import CHROMIUM, chromium_unavailable
+
+    reason = chromium_unavailable()
+    if reason:
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh browser context and page (own cookies), closed after the test."""
+    context = browser.new_context()
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
 def person(sid: str, *emails: str, system: str = "salesforce", **fields) -> dict:
     return {"type": "person", "source": {"system": system, "type": "Contact", "id": sid},
             "emails": list(emails), **fields}

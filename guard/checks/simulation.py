@@ -15,8 +15,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from guard.ingest.identity import ERASED_PREFIX
 from guard.store.engine import read_only
+from guard.store.ledger import ERASED_PREFIX
 from guard.store.tables import campaigns, ledger, people
 from policies import Attempt, Campaign, Decision, LedgerEntry, Policy, Profile, decide
 from policies.model import parse_datetime

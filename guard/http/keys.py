@@ -32,6 +32,7 @@ from sqlalchemy.engine import Engine
 from guard.errors import Conflict, Forbidden, InvalidField, NotFound
 from guard.store.engine import read_only
 from guard.store.tables import api_keys
+from guard.store.util import utc_now
 
 SCOPES = ("check", "send", "events", "admin")
 PREFIX = "cg_"
@@ -171,7 +172,7 @@ def _row(key: ApiKey, digest: str) -> dict:
         "purpose": key.purpose,
         "senders": list(key.senders) or None,
         "purposes": list(key.purposes) or None,
-        "created_at": datetime.now(UTC),
+        "created_at": utc_now(),
         "revoked_at": None,
     }
 
@@ -262,7 +263,7 @@ def revoke_key(engine: Engine, key_id: str) -> dict[str, Any]:
     with engine.begin() as conn:
         conn.execute(sa.update(api_keys)
                      .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
-                     .values(revoked_at=datetime.now(UTC)))
+                     .values(revoked_at=utc_now()))
         row = conn.execute(sa.select(*_PUBLIC).where(api_keys.c.id == key_id)).first()
     _recent.forget(engine)
     if row is None:

@@ -22,6 +22,8 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import DOMAIN_MAX_LENGTH, EMAIL_MAX_LENGTH
 
+from guard.store.ledger import ERASED_PREFIX
+
 # CRM cross-reference keys accepted wherever a person is referenced.
 CRM_SYSTEMS = ("salesforce", "hubspot")
 
@@ -196,11 +198,6 @@ def erasure_hash(key: bytes, ref: Ref) -> str:
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
-# What a decision records as its recipient once that recipient was erased: the keyed hash
-# the erasure list keeps, never the address again.
-ERASED_PREFIX = "erased:"
-
-
 def erased_recipient(key: bytes, ref: Ref) -> str:
-    """Return what the ledger records instead of an erased recipient."""
+    """Return what the ledger records instead of an erased recipient: never the address again."""
     return ERASED_PREFIX + erasure_hash(key, ref)

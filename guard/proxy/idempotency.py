@@ -25,7 +25,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import sqlalchemy as sa
 from flask import Response, request
@@ -36,6 +36,7 @@ from sqlalchemy.engine import Connection, Engine
 from guard.errors import Conflict, InvalidField
 from guard.proxy.outbox import Outbox
 from guard.store.tables import idempotency_keys
+from guard.store.util import utc_now
 
 HEADER = "Idempotency-Key"
 # As payment APIs take them: up to 255 printable ASCII characters.
@@ -118,7 +119,7 @@ class Answers:
                  poll: float = 0.05):
         self.engine = engine
         self.box = box
-        self.clock = clock or (lambda: datetime.now(UTC))
+        self.clock = clock or utc_now
         self.wait = wait
         self.poll = poll
 

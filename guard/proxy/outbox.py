@@ -55,13 +55,20 @@ from sqlalchemy.engine import Connection, Engine
 from guard.checks.batching import Batcher, Job
 from guard.proxy.transport import FAILED, REJECTED, SENT, Outcome
 from guard.store.compiled import run as run_compiled
-from guard.store.tables import outbox
+from guard.store.tables import (
+    CLAIMED,
+    DONE_REJECTED,
+    DONE_SENT,
+    DROPPED,
+    HELD,
+    SENDING,
+    UNKNOWN,
+    outbox,
+)
+from guard.store.util import utc_now
 
 log = logging.getLogger(__name__)
 
-HELD, CLAIMED, SENDING = "held", "claimed", "sending"
-DONE_SENT, DONE_REJECTED, DROPPED, UNKNOWN = "sent", "rejected", "dropped", "unknown"
-STATUSES = (HELD, CLAIMED, SENDING, DONE_SENT, DONE_REJECTED, DROPPED, UNKNOWN)
 
 # Built once: the request path inserts and settles a row per send. A duplicate key is
 # skipped by the database itself (ON CONFLICT DO NOTHING), so the unique index, not a
@@ -162,7 +169,7 @@ class Outbox:
         retry_max: timedelta = timedelta(hours=1),
     ):
         self.engine = engine
-        self.clock = clock or (lambda: datetime.now(UTC))
+        self.clock = clock or utc_now
         self.lease = lease
         self.retry_base = retry_base
         self.retry_max = retry_max
@@ -468,9 +475,6 @@ class _Deferred:
                     return
 
 
-# Rows that will never be sent again; the worker purges them after
-# GUARD_OUTBOX_RETENTION_DAYS. An unknown row waits for a human, so it stays.
-FINISHED = (DONE_SENT, DONE_REJECTED, DROPPED)
 def _as_dict(row) -> dict:
     data = dict(row._mapping)
     for name in ("not_before", "claimed_at", "created_at", "updated_at"):

@@ -49,6 +49,8 @@ from tenacity import (
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, PoolManager, ProxyManager, Timeout
 from urllib3.util import Retry, create_urllib3_context, make_headers
 
+from guard.store.util import utc_now
+
 SENT, REJECTED, FAILED, UNKNOWN = "sent", "rejected", "failed", "unknown"
 # urllib3 resends nothing and follows no redirect: what is resent, and when, the Forwarder decides.
 _NEVER = Retry(total=False, redirect=False)
@@ -121,7 +123,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return max(0.0, (when - (now or utc_now())).total_seconds())
 
 
 class _OneWrite:

@@ -19,9 +19,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
-from guard.ingest.identity import ERASED_PREFIX
 from guard.store.tables import ledger
+from guard.store.util import chunks
 from policies.model import Attempt, Decision, Evidence, LedgerEntry, parse_datetime
+
+# What the ledger keeps instead of an erased recipient: this, then the address's keyed hash.
+ERASED_PREFIX = "erased:"
 
 
 def new_decision_id() -> str:
@@ -276,8 +279,7 @@ def redact_recipients(conn: Connection, erased: Mapping[str, str]) -> list[str]:
     """
     found = []
     recipients = sorted(erased)
-    for start in range(0, len(recipients), _REDACT_CHUNK):
-        chunk = recipients[start:start + _REDACT_CHUNK]
+    for chunk in chunks(recipients, _REDACT_CHUNK):
         found += conn.execute(
             sa.select(ledger.c.id, ledger.c.attempt, ledger.c.decision, ledger.c.recipient)
             .where(ledger.c.recipient.in_(chunk))).all()

@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from guard.proxy.outbox import FINISHED
-from guard.store.tables import hook_inbox, idempotency_keys, ledger, outbox
+from guard.store.tables import FINISHED, hook_inbox, idempotency_keys, ledger, outbox
 
 DAY, HOUR = timedelta(days=1), timedelta(hours=1)
 # Rows deleted per transaction, and transactions per table in one worker cycle: each

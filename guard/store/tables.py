@@ -228,7 +228,14 @@ crm_writes = sa.Table(
     sa.Column("written_at", _TIME, nullable=False),
 )
 
-# Every send the guard makes, from first try to delivery (see guard.proxy.outbox).
+# Every send the guard makes, from first try to delivery (see guard.proxy.outbox), and the
+# states of its rows.
+HELD, CLAIMED, SENDING = "held", "claimed", "sending"
+DONE_SENT, DONE_REJECTED, DROPPED, UNKNOWN = "sent", "rejected", "dropped", "unknown"
+STATUSES = (HELD, CLAIMED, SENDING, DONE_SENT, DONE_REJECTED, DROPPED, UNKNOWN)
+# Rows that will never be sent again; the worker purges them after
+# GUARD_OUTBOX_RETENTION_DAYS. An unknown row waits for a human, so it stays.
+FINISHED = (DONE_SENT, DONE_REJECTED, DROPPED)
 outbox = sa.Table(
     "outbox",
     metadata,
