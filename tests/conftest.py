@@ -9,6 +9,8 @@ from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, settings
+
 
 from guard.store.engine import make_engine
 from guard.store.migrate import upgrade
@@ -17,6 +19,12 @@ from guard.store.migrate import upgrade
 # reads GUARD_ERASURE_SALT from the environment; it never lives in the store).
 TEST_ERASURE_KEY = "tests-" + "0123456789abcdef" * 4
 os.environ.setdefault("GUARD_ERASURE_SALT", TEST_ERASURE_KEY)
+
+# Property tests assert what holds for any input, never how fast it is found: on a loaded
+# machine Hypothesis's own timing checks would fail tests whose behaviour is right.
+settings.register_profile("guard", deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("guard")
 
 POSTGRES_URL = os.environ.get("GUARD_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")
