@@ -10,7 +10,7 @@ from flask import Flask
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: defaults, ``GUARD_*`` environment, ``config``, then each area."""
-    from guard import collector, crm, proxy, services
+    from guard import collector, console, crm, proxy, services
     from guard.config import load as load_settings
     from guard.http import api, problems
 
@@ -21,5 +21,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.init_app(app)
     proxy.init_app(app)
     crm.init_app(app)
+    console.init_app(app)
     collector.freeze_start_up_heap()
     return app

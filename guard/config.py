@@ -46,10 +46,15 @@ DEFAULTS: dict[str, Any] = {
     # Largest HubSpot webhook body; HubSpot sends at most 100 events (a few dozen KiB).
     "HUBSPOT_WEBHOOK_MAX_BYTES": 1024 * 1024,
     "JSON_SORT_KEYS": False,
+    # The console's cookie and CSRF secret; None: one is made once and kept in the store.
+    "CONSOLE_SECRET": None,
+    "CONSOLE_SESSION_HOURS": 8,
+    # How often each process looks for a policy version published in the store (seconds).
+    "POLICY_POLL_SECONDS": 2,
 }
 
 # Settings that are text even when they look like JSON numbers or booleans.
-_TEXT = ("DATABASE_URL", "POLICY", "ADMIN_KEY", "ERASURE_SALT")
+_TEXT = ("DATABASE_URL", "POLICY", "ADMIN_KEY", "ERASURE_SALT", "CONSOLE_SECRET")
 _INTEGERS = ("MAX_CONTENT_LENGTH", "SCREEN_MAX_RECIPIENTS", "EVENTS_MAX_BATCH", "SCREEN_CHUNK",
              "CHECK_LANES", "OUTBOX_RETENTION_DAYS", "INBOX_RETENTION_DAYS",
              "DRY_RUN_RETENTION_DAYS", "HUBSPOT_WEBHOOK_MAX_BYTES", "IDEMPOTENCY_HOURS")

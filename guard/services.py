@@ -7,9 +7,12 @@ command and a job in one process share the same store, checks and outbox.
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
+from time import monotonic
 
 from flask import Flask, current_app
 from sqlalchemy.engine import Engine
@@ -28,6 +31,48 @@ from guard.store.engine import make_engine
 from guard.store.migrate import upgrade
 
 _KEY = "guard"
+log = logging.getLogger(__name__)
+
+
+class PolicyWatch:
+    """Follow the policy version published in the store, when GUARD_POLICY names no file.
+
+    Each process reads the store's marker at most every ``every`` seconds (before
+    a request, and each worker cycle) and loads the version it names, so every
+    replica uses a published policy within seconds. No version published: the
+    shipped default (``base``).
+    """
+
+    def __init__(self, guard: Guard, base, every: float):
+        self.guard = guard
+        self.base = base
+        self.every = every
+        self.marker: str | None = None
+        self._checked = float("-inf")
+        self._lock = threading.Lock()
+
+    def refresh(self, *, force: bool = False) -> None:
+        """Load the version in force if it changed since the last look."""
+        from guard.console import versions
+        from policies import PolicyError
+
+        if not force and monotonic() - self._checked < self.every:
+            return
+        with self._lock:
+            self._checked = monotonic()
+            marker = None
+            try:
+                marker = versions.marker(self.guard.engine)
+                if marker == self.marker:
+                    return
+                row = versions.get(self.guard.engine, marker) if marker else None
+                self.guard.policy = versions.parse(row.text) if row else self.base
+                self.marker = marker
+            except SQLAlchemyError as exc:
+                log.warning("stored policy not read (store not ready): %s", exc)
+            except PolicyError as exc:
+                log.error("stored policy version %s has problems; keeping %s: %s", marker,
+                          self.guard.policy.version, exc)
 
 
 @dataclass(frozen=True)
@@ -41,6 +86,8 @@ class Services:
     outbox: Outbox
     answers: Answers
     crm: crm_settings.CrmSettings
+    # None when GUARD_POLICY names the policy's files: then files are the only source.
+    policies: PolicyWatch | None = None
 
 
 def services(app: Flask | None = None) -> Services:
@@ -66,8 +113,13 @@ def init_app(app: Flask) -> Services:
         outbox=outbox,
         answers=Answers(guard.engine, outbox, clock=clock, wait=conf.idempotency_wait),
         crm=crm,
+        policies=None if app.config.get("POLICY") else PolicyWatch(
+            guard, guard.policy, float(app.config.get("POLICY_POLL_SECONDS", 2))),
     )
     app.extensions[_KEY] = built
+    if built.policies is not None:
+        built.policies.refresh(force=True)
+        app.before_request(lambda: built.policies.refresh())
     if app.config.get("ADMIN_KEY"):
         _bootstrap_admin_key(app, guard, own=app.config.get("GUARD") is None)
     return built

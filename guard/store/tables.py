@@ -262,3 +262,51 @@ outbox = sa.Table(
     sa.Column("updated_at", _TIME, nullable=False),
     sa.Index("ix_outbox_due", "status", "not_before"),
 )
+
+# The admin console (guard.console): sign-in sessions, the audit log of what was changed
+# through it, stored policy versions, and when each API key was last used.
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("key_id", sa.String(40), nullable=False),
+    sa.Column("created_at", _TIME, nullable=False),
+    sa.Column("expires_at", _TIME, nullable=False),
+    # Set on sign-out: the cookie stops working on every replica at once.
+    sa.Column("ended_at", _TIME),
+)
+
+console_audit = sa.Table(
+    "console_audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", _TIME, nullable=False, index=True),
+    sa.Column("key_id", sa.String(40), nullable=False),
+    sa.Column("key_name", sa.String(255), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("target", sa.String(255)),
+    sa.Column("detail", sa.Text),
+)
+
+# Policies published from the console when GUARD_POLICY names no file; the settings row
+# "policy_version" names the one in force, so every replica reads the same one.
+policy_versions = sa.Table(
+    "policy_versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("version", sa.String(80), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("created_at", _TIME, nullable=False),
+    sa.Column("key_id", sa.String(40)),
+    sa.Column("key_name", sa.String(255)),
+)
+
+key_uses = sa.Table(
+    "key_uses",
+    metadata,
+    sa.Column("key_id", sa.String(40), primary_key=True),
+    sa.Column("last_used_at", _TIME, nullable=False),
+)
+
+# The console's decision list pages newest first through the whole ledger.
+sa.Index("ix_ledger_at_id", ledger.c.at, ledger.c.id)
