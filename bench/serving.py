@@ -87,9 +87,10 @@ def guard_server(people: int, upstream_url: str, policy, backend: str = "sqlite"
         admin = secrets.token_urlsafe(24)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        # The Procfile's web process: two workers of eight threads.
+        # The Procfile's web process: two workers of eight threads, serving the guard's app
+        # with one more route, the HTTP figures' floor (bench/app.py).
         args = [str(Path(sys.executable).with_name("gunicorn")), "--bind", f"127.0.0.1:{port}",
-                "--workers", "2", "--threads", "8", "guard:create_app()"]
+                "--workers", "2", "--threads", "8", "bench.app:create()"]
         env = {"GUARD_DATABASE_URL": db_url, "GUARD_ADMIN_KEY": admin,
                "GUARD_SENDGRID_URL": upstream_url, "GUARD_SENDGRID_API_KEY": "SG.bench",
                "GUARD_FORWARD_ATTEMPTS": "1"}
