@@ -13,6 +13,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from guard import collector, console, crm, proxy, services
     from guard.config import load as load_settings
     from guard.http import api, problems
+    from guard.preferences import init_app as init_preferences
 
     app = Flask(__name__)
     load_settings(app, config)
@@ -21,6 +22,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.init_app(app)
     proxy.init_app(app)
     crm.init_app(app)
+    init_preferences(app)
     console.init_app(app)
     collector.freeze_start_up_heap()
     return app

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from time import monotonic
 
@@ -23,6 +23,8 @@ from guard.config import ConfigurationError
 from guard.crm import settings as crm_settings
 from guard.errors import GuardError
 from guard.http import keys
+from guard.preferences.settings import PreferenceSettings
+from guard.preferences.settings import read_settings as read_preference_settings
 from guard.proxy.idempotency import Answers
 from guard.proxy.outbox import Outbox
 from guard.proxy.settings import ProxySettings, read_settings
@@ -86,6 +88,7 @@ class Services:
     outbox: Outbox
     answers: Answers
     crm: crm_settings.CrmSettings
+    preferences: PreferenceSettings = field(default_factory=PreferenceSettings)
     # None when GUARD_POLICY names the policy's files: then files are the only source.
     policies: PolicyWatch | None = None
 
@@ -100,6 +103,7 @@ def init_app(app: Flask) -> Services:
     # Settings first: a bad one stops start-up before the store is connected.
     conf = read_settings(app.config)
     crm = crm_settings.read_settings(app.config, os.environ)
+    preferences = read_preference_settings(app.config)
     guard = app.config.get("GUARD") or _guard(app)
     clock = getattr(guard, "clock", None)
     outbox = Outbox(guard.engine, clock=clock,
@@ -113,6 +117,7 @@ def init_app(app: Flask) -> Services:
         outbox=outbox,
         answers=Answers(guard.engine, outbox, clock=clock, wait=conf.idempotency_wait),
         crm=crm,
+        preferences=preferences,
         policies=None if app.config.get("POLICY") else PolicyWatch(
             guard, guard.policy, float(app.config.get("POLICY_POLL_SECONDS", 2))),
     )

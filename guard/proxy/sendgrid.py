@@ -24,6 +24,7 @@ from flask import Blueprint, Response, current_app, g, request
 from guard.errors import GuardError, InvalidField, TooLarge
 from guard.http.auth import authenticate_request
 from guard.ingest.identity import normalize_email
+from guard.preferences.headers import add_headers
 from guard.proxy import delivery, idempotency, twilio
 from guard.proxy.idempotency import Answer
 from guard.proxy.outbox import Item, idempotency_key
@@ -379,8 +380,9 @@ def _sending_item(result: Plan, message_key: str, key) -> Item:
 
 def _held_items(body: Mapping, result: Plan, message_key: str, key) -> list[Item]:
     return [Item(
-        "sendgrid", "mail", rebuild(body, [Recipient(r.index, "to", r.address, r.check,
-                                                     r.args, r.decision)]),
+        "sendgrid", "mail", add_headers(
+            rebuild(body, [Recipient(r.index, "to", r.address, r.check, r.args, r.decision)]),
+            [r], services().guard, services().preferences, key.defaults),
         idempotency_key(message_key, "sendgrid", r.index, r.field, r.email),
         recipients=[r.email], checks=[r.check], defaults=key.defaults,
         decision_ids=[r.decision.decision_id], key_id=key.id,
@@ -411,6 +413,8 @@ def mail_send() -> Response:
         # under the request's Idempotency-Key) rolls back the whole request.
         # It may run again if a batch it shared failed, so it only assigns.
         result = split(body, recipients, outcomes)
+        result.forward = add_headers(result.forward, result.allowed, guard,
+                                     services().preferences, key.defaults)
         claim = None if result.forward is None else \
             box.start_sending_in(conn, _sending_item(result, message_key, key))
         first = answer(result, [planned_route(r) for r in result.rerouted])

@@ -310,3 +310,22 @@ key_uses = sa.Table(
 
 # The console's decision list pages newest first through the whole ledger.
 sa.Index("ix_ledger_at_id", ledger.c.at, ledger.c.id)
+
+# One row per one-click unsubscribe link used: a replayed POST finds its row and changes
+# nothing more (RFC 8058 lets mailbox providers send the same POST again).
+unsubscribes = sa.Table(
+    "unsubscribes",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("recorded_at", _TIME, nullable=False),
+)
+
+# Requests per minute to the preference pages by link and by client address, counted in
+# the store so every replica shares one count.
+rate_windows = sa.Table(
+    "rate_windows",
+    metadata,
+    sa.Column("key", sa.String(80), primary_key=True),
+    sa.Column("window_start", _TIME, nullable=False),
+    sa.Column("hits", sa.Integer, nullable=False),
+)

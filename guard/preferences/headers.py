@@ -1,0 +1,82 @@
+"""RFC 8058 one-click unsubscribe headers on guarded SendGrid mail.
+
+Each personalization whose message is marketing or sales, addressed to
+exactly one recipient, gets ``List-Unsubscribe: <GUARD_PUBLIC_URL/u/<token>>``
+and ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` in its own
+``headers``, with a token naming that recipient, the sender, the channel and
+the purpose category. A personalization is one message: with several
+recipients one header would let any of them opt out the others, so it gets
+none. Transactional, billing, service and safety mail gets none either: the
+mailbox providers ask for one-click on bulk commercial mail only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+
+from guard.preferences.settings import PreferenceSettings
+from guard.preferences.tokens import SUBJECT_EMAIL, SUBJECT_PERSON, Signer
+
+# Purpose categories whose mail carries a one-click unsubscribe.
+CATEGORIES = ("marketing", "sales")
+LIST_UNSUBSCRIBE = "List-Unsubscribe"
+LIST_UNSUBSCRIBE_POST = "List-Unsubscribe-Post"
+ONE_CLICK = "List-Unsubscribe=One-Click"
+
+
+def unsubscribe_url(conf: PreferenceSettings, token: str) -> str:
+    """Return the one-click link for a token."""
+    return f"{conf.public_url}/u/{token}"
+
+
+def add_headers(payload: dict | None, recipients: Sequence, guard, conf: PreferenceSettings,
+                defaults: Mapping[str, str]) -> dict | None:
+    """Give each single-recipient marketing or sales personalization its one-click headers.
+
+    ``recipients`` are the allowed ones, each with ``email`` and ``decision``
+    (whose ``person`` names whom the guard knows them as). Purpose and sender
+    are read from the personalization's ``custom_args`` as the check read them.
+    The caller's ``payload`` is left as it is; without ``GUARD_PUBLIC_URL`` and
+    a key it is returned unchanged.
+    """
+    if payload is None or not conf.links:
+        return payload
+    signer = Signer(conf.keys, timedelta(days=conf.token_days))
+    policy, now = guard.policy, guard.clock()
+    people = {r.email.lower(): getattr(r.decision, "person", None) for r in recipients}
+    message_args = _args(payload.get("custom_args"))
+    personalizations = list(payload.get("personalizations") or [])
+    payload = {**payload, "personalizations": personalizations}
+    for position, pers in enumerate(personalizations):
+        addressed = [a for f in ("to", "cc", "bcc") for a in (pers.get(f) or [])]
+        if len(addressed) != 1:
+            continue
+        email = str(addressed[0].get("email") or "").lower()
+        if email not in people:
+            continue
+        args = {**message_args, **_args(pers.get("custom_args"))}
+        purpose = str(args.get("guard_purpose") or defaults.get("purpose") or "")
+        sender = str(args.get("guard_sender") or defaults.get("sender") or "")
+        category = policy.purposes.get(purpose)
+        if category not in CATEGORIES or not sender:
+            continue
+        person = people[email]
+        subject, value = (SUBJECT_PERSON, person) if person else (SUBJECT_EMAIL, email)
+        token = signer.message(subject, value, sender, "email", category, now)
+        headers = dict(pers.get("headers") or {})
+        headers[LIST_UNSUBSCRIBE] = f"<{unsubscribe_url(conf, token)}>"
+        headers[LIST_UNSUBSCRIBE_POST] = ONE_CLICK
+        personalizations[position] = {**pers, "headers": headers}
+    return payload
+
+
+def _args(value) -> dict:
+    # Message-level custom_args may arrive as a JSON string (the official spec's type).
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    return dict(value) if isinstance(value, Mapping) else {}

@@ -1,0 +1,281 @@
+"""The customer's pages: ``/preferences/<token>`` and RFC 8058 ``/u/<token>``.
+
+No login: the signed link is the key. Anything wrong with a link is the same
+404 page, so a guesser learns nothing. The preference page is a browser form,
+protected against cross-site posts by a SameSite cookie and a signed form
+field bound to it and to the link; the one-click POST takes neither (RFC 8058:
+mailbox providers send it without cookies).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from datetime import date, timedelta
+
+from flask import Blueprint, Response, render_template, request
+
+from guard.errors import NotFound
+from guard.preferences import limits, recording
+from guard.preferences.recording import CHANNELS, TOPICS, Choices, Refused
+from guard.preferences.texts import texts_for
+from guard.preferences.tokens import MESSAGE, SUBJECT_PERSON, Grant, Signer, digest
+from guard.services import services
+from policies.localtime import Hours
+from policies.model import Profile
+
+bp = Blueprint("preferences", __name__, template_folder="templates")
+
+CSRF_COOKIE = "guard_preferences"
+ONE_CLICK_FIELD, ONE_CLICK_VALUE = "List-Unsubscribe", "One-Click"
+PAUSE_MAX = timedelta(days=5 * 366)
+_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class _Invalid(Exception):
+    """A form value the page cannot take; ``key`` names the text that says why."""
+
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _now():
+    return services().guard.clock()
+
+
+def _signer() -> Signer | None:
+    conf = services().preferences
+    return Signer(conf.keys, timedelta(days=conf.token_days)) if conf.keys else None
+
+
+def _page(template: str, status: int = 200, **values) -> Response:
+    conf = services().preferences
+    lang, texts = texts_for(request.accept_languages)
+    nonce = secrets.token_urlsafe(16)
+    html = render_template(f"preferences/{template}", t=texts, lang=lang, nonce=nonce,
+                           company=conf, **values)
+    response = Response(html, status=status, mimetype="text/html")
+    # The link is the key: it must not leak to other sites, caches or frames.
+    response.headers.update({
+        "Cache-Control": "no-store",
+        "Referrer-Policy": "no-referrer",
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Language": lang,
+        "Content-Security-Policy": (f"default-src 'none'; style-src 'nonce-{nonce}'; "
+                                    "img-src https: http:; form-action 'self'; "
+                                    "frame-ancestors 'none'; base-uri 'none'"),
+    })
+    return response
+
+
+def _not_found() -> Response:
+    return _page("notfound.html", 404)
+
+
+def _limited() -> Response:
+    response = _page("limited.html", 429)
+    response.headers["Retry-After"] = "60"
+    return response
+
+
+def _admitted(token: str | None) -> bool:
+    """Count the request by client address (and link); False when either is over its limit."""
+    conf, engine, now = services().preferences, services().engine, _now()
+    # The address the guard's socket sees: behind a proxy that is the proxy (see README).
+    address = f"a:{request.remote_addr or '-'}"[:80]
+    if not limits.hit(engine, address, conf.rate_per_address, now):
+        return False
+    return token is None or limits.hit(engine, f"t:{digest(token)}", conf.rate_per_token, now)
+
+
+def _grant(token: str) -> Grant | None:
+    signer = _signer()
+    return signer.read(token, _now()) if signer else None
+
+
+def _person(grant: Grant) -> tuple[str, dict] | None:
+    """Return the live person a grant names and their stored profile, or None."""
+    if grant.subject != SUBJECT_PERSON:
+        return None
+    try:
+        found = services().guard.person(grant.value, ledger_limit=1)
+    except NotFound:
+        return None
+    if found["erased"]:
+        return None
+    return found["id"], found["profile"]
+
+
+def mask(text: str | None) -> str:
+    """Show enough of an address for its owner to know it, and little to anyone else."""
+    if not text:
+        return ""
+    if "@" in text:
+        local, _, domain = text.partition("@")
+        return f"{local[:1]}{'*' * max(len(local) - 1, 3)}@{domain}"
+    return f"{text[:3]}{'*' * max(len(text) - 5, 3)}{text[-2:]}"
+
+
+# -- one-click unsubscribe -----------------------------------------------------------------
+
+
+def _message_grant(token: str) -> Grant | None:
+    grant = _grant(token)
+    return grant if grant is not None and grant.kind == MESSAGE else None
+
+
+def _unsubscribe_page(grant: Grant, token: str, *, done: bool) -> Response:
+    link = None
+    if _person(grant) is not None:
+        link = f"/preferences/{_signer().person(grant.value, _now())}"
+    return _page("unsubscribe.html", grant=grant, token=token, done=done,
+                 preferences_link=link)
+
+
+@bp.get("/u/<path:token>")
+def unsubscribe_form(token: str) -> Response:
+    """Ask before unsubscribing: link checkers follow GETs, so a GET changes nothing."""
+    if not _admitted(None):
+        return _limited()
+    grant = _message_grant(token)
+    if grant is None:
+        return _not_found()
+    if not _admitted(token):
+        return _limited()
+    return _unsubscribe_page(grant, token, done=False)
+
+
+@bp.post("/u/<path:token>")
+def unsubscribe(token: str) -> Response:
+    """Record the one-click opt-out (RFC 8058): idempotent, no cookie, no CSRF token."""
+    if not _admitted(None):
+        return _limited()
+    grant = _message_grant(token)
+    if grant is None:
+        return _not_found()
+    if not _admitted(token):
+        return _limited()
+    if request.form.get(ONE_CLICK_FIELD) != ONE_CLICK_VALUE:
+        return _page("unsubscribe.html", 400, grant=grant, token=token, done=False,
+                     preferences_link=None)
+    try:
+        recording.unsubscribe(services().guard, grant, token, _now())
+    except Refused:
+        return _not_found()
+    return _unsubscribe_page(grant, token, done=True)
+
+
+# -- the preference page -------------------------------------------------------------------
+
+
+def _csrf_value(cookie: str, token: str) -> str:
+    key = services().preferences.keys[services().preferences.signing_key_id]
+    return hmac.new(key, f"csrf|{cookie}|{digest(token)}".encode(), hashlib.sha256).hexdigest()
+
+
+def _preference_page(token: str, person_id: str, profile: dict, choices: Choices, *,
+                     status: int = 200, saved: bool = False, error: str | None = None
+                     ) -> Response:
+    cookie = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
+    addresses = [mask(a) for a in (profile.get("emails") or [])[:1] +
+                 (profile.get("phones") or [])[:1]]
+    response = _page("preferences.html", status, token=token, choices=choices,
+                     channels=CHANNELS, topics=TOPICS, addresses=addresses,
+                     csrf=_csrf_value(cookie, token), saved=saved, error=error,
+                     today=_now().date().isoformat())
+    response.set_cookie(CSRF_COOKIE, cookie, httponly=True, samesite="Strict",
+                        secure=request.is_secure, path="/preferences/")
+    return response
+
+
+def _open(token: str) -> tuple[str, dict] | Response:
+    if not _admitted(None):
+        return _limited()
+    grant = _grant(token)
+    found = _person(grant) if grant is not None else None
+    if found is None:
+        return _not_found()
+    if not _admitted(token):
+        return _limited()
+    return found
+
+
+@bp.get("/preferences/<path:token>")
+def preferences(token: str) -> Response:
+    """Show a person's preferences for every sender of the company."""
+    opened = _open(token)
+    if isinstance(opened, Response):
+        return opened
+    person_id, profile = opened
+    return _preference_page(token, person_id, profile,
+                            recording.current(Profile.from_dict(profile)))
+
+
+@bp.post("/preferences/<path:token>")
+def save_preferences(token: str) -> Response:
+    """Record the choices of the form as consent and person events."""
+    opened = _open(token)
+    if isinstance(opened, Response):
+        return opened
+    person_id, profile = opened
+    before = recording.current(Profile.from_dict(profile))
+    cookie = request.cookies.get(CSRF_COOKIE)
+    sent = request.form.get("csrf") or ""
+    if not cookie or not hmac.compare_digest(sent, _csrf_value(cookie, token)):
+        return _preference_page(token, person_id, profile, before, status=400,
+                                error="error.form")
+    try:
+        after, stop = _read_form(before)
+    except _Invalid as exc:
+        return _preference_page(token, person_id, profile, before, status=400, error=exc.key)
+    try:
+        recording.save(services().guard, person_id, profile, before, after,
+                       stop != before.stopped, _now())
+    except Refused:
+        return _not_found()
+    fresh = services().guard.person(person_id, ledger_limit=1)["profile"]
+    return _preference_page(token, person_id, fresh,
+                            recording.current(Profile.from_dict(fresh)), saved=True)
+
+
+def _read_form(before: Choices) -> tuple[Choices, bool]:
+    form = request.form
+    stop = form.get("stop") == "on"
+    channels = {c: form.get(f"channel_{c}") == "on" for c in CHANNELS}
+    topics = {t: form.get(f"topic_{t}") == "on" for t in TOPICS}
+    cells = {}
+    for (channel, topic), was in before.cells.items():
+        if stop:
+            cells[(channel, topic)] = False
+        elif before.stopped or channels[channel] != before.channels[channel] \
+                or topics[topic] != before.topics[topic]:
+            cells[(channel, topic)] = channels[channel] and topics[topic]
+        else:
+            cells[(channel, topic)] = was
+    preferred = form.get("preferred_channel") or None
+    if preferred is not None and preferred not in CHANNELS:
+        raise _Invalid("error.channel")
+    start, end = (form.get("hours_from") or "").strip(), (form.get("hours_to") or "").strip()
+    hours = None
+    if start or end:
+        if not (_TIME.match(start) and _TIME.match(end)):
+            raise _Invalid("error.hours")
+        try:
+            hours = Hours.parse(f"{start}-{end}").text
+        except ValueError:
+            raise _Invalid("error.hours") from None
+    pause = None
+    text = (form.get("pause_until") or "").strip()
+    if text:
+        today = _now().date()
+        try:
+            pause = date.fromisoformat(text)
+        except ValueError:
+            raise _Invalid("error.pause") from None
+        if not today < pause <= today + PAUSE_MAX:
+            raise _Invalid("error.pause")
+    return Choices(cells, preferred, hours, pause), stop
