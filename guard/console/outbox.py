@@ -15,6 +15,9 @@ from guard.store.tables import HELD, UNKNOWN
 PAGE = 50
 # The states a reader may list; the counts show every state.
 _LISTED = (HELD, UNKNOWN, "rejected", "sending", "claimed", "sent", "dropped")
+# What a settled row's page says; a link carries the code, never the text.
+_DONE = {"retry": "{row_id}: held for the next worker cycle.",
+         "mark_sent": "{row_id}: marked sent."}
 
 
 @bp.get("/outbox")
@@ -30,10 +33,11 @@ def outbox():
              else [(UNKNOWN, box.rows(UNKNOWN, PAGE)), (HELD, box.rows(HELD, PAGE))])
     return page("console/outbox.html", status=400 if problem else 200, title="Outbox",
                 problem=problem, counts=box.counts(), lists=lists, states=_LISTED,
-                chosen=status, notice=request.args.get("done"))
+                chosen=status, notice=_DONE.get(request.args.get("done") or "", "").format(
+                    row_id=request.args.get("row") or ""))
 
 
-def _settle(row_id: str, action: str, done: str, refused: str):
+def _settle(row_id: str, action: str, refused: str):
     who = require_change()
     box = services().outbox
     ok = box.retry(row_id) if action == "outbox.retry" else box.mark_sent(row_id)
@@ -41,18 +45,18 @@ def _settle(row_id: str, action: str, done: str, refused: str):
         raise PageError(refused.format(row_id=row_id), 409)
     with engine().begin() as conn:
         audit.record(conn, who, action, row_id)
-    return redirect(url_for("console.outbox", done=done.format(row_id=row_id)))
+    return redirect(url_for("console.outbox", done=action.partition(".")[2], row=row_id))
 
 
 @bp.post("/outbox/<row_id>/retry")
 def outbox_retry(row_id: str):
     """Send an unknown or rejected row again."""
-    return _settle(row_id, "outbox.retry", "{row_id}: held for the next worker cycle.",
+    return _settle(row_id, "outbox.retry",
                    "{row_id}: no unknown or rejected row with this id; nothing changed.")
 
 
 @bp.post("/outbox/<row_id>/mark-sent")
 def outbox_mark_sent(row_id: str):
     """Settle an unknown row as sent (found at the provider)."""
-    return _settle(row_id, "outbox.mark_sent", "{row_id}: marked sent.",
+    return _settle(row_id, "outbox.mark_sent",
                    "{row_id}: no unknown row with this id; nothing changed.")

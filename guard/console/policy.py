@@ -118,7 +118,8 @@ def _rules(policy: Policy) -> list[dict]:
                 parts.append(f"{name}: {', '.join(sorted(values))}")
         rows.append({"id": rule.id, "kind": rule.kind, "mode": rule.mode,
                      "scope": "; ".join(parts) or "everything",
-                     "when": getattr(rule.when, "source", None)})
+                     "when": getattr(rule.when, "source", None),
+                     "condition": getattr(getattr(rule, "condition", None), "source", None)})
     return rows
 
 
@@ -138,7 +139,13 @@ def _render(where: Source, draft: str, *, status: int = 200, **context):
 def policy():
     """Show the rules in force and the editor holding the current policy."""
     where = source()
-    return _render(where, current_text(where), notice=request.args.get("done"))
+    done, number = request.args.get("done"), request.args.get("version") or ""
+    notice = None
+    if done == "published" and number.isdigit():
+        notice = f"Published version {number}; every replica uses it within seconds."
+    elif done == "restored" and number.isdigit():
+        notice = f"Restored version {number}; every replica uses it within seconds."
+    return _render(where, current_text(where), notice=notice)
 
 
 @bp.post("/policy")
@@ -220,9 +227,7 @@ def _publish(where: Source, draft: str, drafted: Policy):
         version_id = versions.publish(conn, draft, drafted.version, who.key_id, who.key_name)
         audit.record(conn, who, "policy.publish", f"version {version_id}", drafted.version)
     services().policies.refresh(force=True)
-    return redirect(url_for("console.policy", done=f"Published version {version_id} "
-                                                   f"({drafted.version[:19]}…); every replica "
-                                                   "uses it within seconds."))
+    return redirect(url_for("console.policy", done="published", version=version_id))
 
 
 @bp.post("/policy/versions/<version_id>/restore")
@@ -243,4 +248,4 @@ def restore_version(version_id: str):
         versions.restore(conn, row.id)
         audit.record(conn, who, "policy.restore", f"version {row.id}", row.version)
     services().policies.refresh(force=True)
-    return redirect(url_for("console.policy", done=f"Restored version {row.id}."))
+    return redirect(url_for("console.policy", done="restored", version=row.id))
