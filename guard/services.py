@@ -98,6 +98,13 @@ def services(app: Flask | None = None) -> Services:
     return (app or current_app).extensions[_KEY]
 
 
+def follow_policy(app: Flask) -> None:
+    """Use the policy version published in the store, if it changed (GUARD_POLICY files: no-op)."""
+    watch = services(app).policies
+    if watch is not None:
+        watch.refresh()
+
+
 def init_app(app: Flask) -> Services:
     """Build the app's services from its settings and keep them on the app."""
     # Settings first: a bad one stops start-up before the store is connected.

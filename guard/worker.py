@@ -23,7 +23,7 @@ from guard.errors import InvalidField
 from guard.http import keys
 from guard.proxy import delivery
 from guard.proxy.outbox import DROPPED, Claim, Outbox
-from guard.services import services
+from guard.services import follow_policy, services
 from guard.store.retention import RETENTION, purge
 from policies.model import VERDICT_RANK
 
@@ -51,6 +51,7 @@ def run(app: Flask, *, once: bool = False, interval: float = 5.0,
     jobs = scheduled_jobs(app)
     with app.app_context():
         while not stop.is_set():
+            follow_policy(app)
             counts = release_due(app, stop=stop)
             run_jobs(app, jobs)
             if report and counts:

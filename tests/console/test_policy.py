@@ -149,3 +149,12 @@ def test_with_policy_files_publish_shows_the_change_and_writes_nothing(store, ma
     assert "make this change to" in html and "+  - id: no-email-newsletters" in html
     assert Path(path).read_text() == DEFAULT
     assert "Restore" not in html
+
+
+def test_a_worker_follows_a_published_version_each_cycle(store, admin):
+    from guard import worker
+
+    worker_app = create_app({"GUARD": _twin(store), "TESTING": True, "POLICY_POLL_SECONDS": 0})
+    assert act(admin, "publish", NO_NEWSLETTERS).status_code == 302
+    worker.run(worker_app, once=True)
+    assert "no-email-newsletters" in {r.id for r in services(worker_app).guard.policy.rules}
