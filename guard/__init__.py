@@ -10,7 +10,7 @@ from flask import Flask
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: defaults, ``GUARD_*`` environment, ``config``, then each area."""
-    from guard import collector, console, crm, proxy, services
+    from guard import collector, console, crm, ops, proxy, services
     from guard.config import load as load_settings
     from guard.http import api, problems
     from guard.preferences import init_app as init_preferences
@@ -18,6 +18,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     load_settings(app, config)
     services.init_app(app)
+    ops.init_app(app)  # first after services: its request log sees every request
     problems.init_app(app)
     api.init_app(app)
     proxy.init_app(app)

@@ -46,6 +46,15 @@ DEFAULTS: dict[str, Any] = {
     # Largest HubSpot webhook body; HubSpot sends at most 100 events (a few dozen KiB).
     "HUBSPOT_WEBHOOK_MAX_BYTES": 1024 * 1024,
     "JSON_SORT_KEYS": False,
+    # Log level of the guard's JSON log lines (DEBUG, INFO, WARNING, ERROR).
+    "LOG_LEVEL": "INFO",
+    # E-mail addresses and phone numbers are masked in logs unless this is set (debugging
+    # only: logs are copied where the right to erasure does not reach).
+    "LOG_PERSONAL_DATA": False,
+    # GET /metrics and the counters behind it. Under gunicorn, set the environment variable
+    # PROMETHEUS_MULTIPROC_DIR (an empty directory) so every process counts into one set
+    # (guard/ops/gunicorn.py empties it at start).
+    "METRICS": True,
     # The console's cookie and CSRF secret; None: one is made once and kept in the store.
     "CONSOLE_SECRET": None,
     "CONSOLE_SESSION_HOURS": 8,
@@ -54,7 +63,9 @@ DEFAULTS: dict[str, Any] = {
 }
 
 # Settings that are text even when they look like JSON numbers or booleans.
-_TEXT = ("DATABASE_URL", "POLICY", "ADMIN_KEY", "ERASURE_SALT", "CONSOLE_SECRET")
+_TEXT = ("DATABASE_URL", "POLICY", "ADMIN_KEY", "ERASURE_SALT", "LOG_LEVEL", "CONSOLE_SECRET")
+_FLAGS = ("LOG_PERSONAL_DATA", "METRICS")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _INTEGERS = ("MAX_CONTENT_LENGTH", "SCREEN_MAX_RECIPIENTS", "EVENTS_MAX_BATCH", "SCREEN_CHUNK",
              "CHECK_LANES", "OUTBOX_RETENTION_DAYS", "INBOX_RETENTION_DAYS",
              "DRY_RUN_RETENTION_DAYS", "HUBSPOT_WEBHOOK_MAX_BYTES", "IDEMPOTENCY_HOURS")
@@ -132,6 +143,18 @@ def normalise(config: dict[str, Any]) -> None:
         if number <= 0:
             raise ConfigurationError(f"GUARD_{key}: must be positive, got {number}")
         config[key] = number
+    level = str(config.get("LOG_LEVEL") or "INFO").upper()
+    if level not in LOG_LEVELS:
+        raise ConfigurationError(f"GUARD_LOG_LEVEL: expected one of {', '.join(LOG_LEVELS)}, "
+                                 f"got {config.get('LOG_LEVEL')!r}")
+    config["LOG_LEVEL"] = level
+    for key in _FLAGS:
+        value = config.get(key)
+        if isinstance(value, str):
+            if value.strip().lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                raise ConfigurationError(f"GUARD_{key}: expected true or false, got {value!r}")
+            value = value.strip().lower() in ("true", "1", "yes", "on")
+        config[key] = bool(value)
     window = config["IDEMPOTENCY_HOURS"]
     if config["OUTBOX_RETENTION_DAYS"] * 24 < window:
         raise ConfigurationError(

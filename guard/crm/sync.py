@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from connectors.base import Batch, Connector, SyncSummary
 from guard.errors import InvalidField
+from guard.ops import observe
 from guard.store.engine import read_only
 from guard.store.tables import sync_bookmarks
 from guard.store.util import utc_now
@@ -90,13 +91,17 @@ def run_sync(guard, connector: Connector,
     """Sync one connector into the store; return its summary and the rejected events."""
     bookmarks = StoreBookmarks(guard.engine, connector.name)
     rejected: list[dict] = []
-    for batch in connector.sync(bookmarks):
-        result = guard.ingest(batch.events) if batch.events else {"accepted": 0, "rejected": []}
-        for refusal in result["rejected"]:
-            rejected.append({**refusal, "stream": batch.stream})
-            log.warning("%s %s: rejected %s", connector.name, batch.stream, refusal["detail"])
-        # Only now is the batch safely stored: a crash before this line re-reads it.
-        bookmarks.save(batch.stream, batch.bookmark)
-        if progress:
-            progress(batch, result)
+    with observe.sync_run(connector.name) as run:  # the run's log line and metrics
+        for batch in connector.sync(bookmarks):
+            result = guard.ingest(batch.events) if batch.events else {"accepted": 0,
+                                                                      "rejected": []}
+            for refusal in result["rejected"]:
+                rejected.append({**refusal, "stream": batch.stream})
+                log.warning("%s %s: rejected %s", connector.name, batch.stream,
+                            refusal["detail"])
+            # Only now is the batch safely stored: a crash before this line re-reads it.
+            bookmarks.save(batch.stream, batch.bookmark)
+            if progress:
+                progress(batch, result)
+        run.finished(connector.summary, rejected)
     return connector.summary, rejected

@@ -34,7 +34,7 @@ from guard.store.engine import read_only
 from guard.store.tables import api_keys
 from guard.store.util import utc_now
 
-SCOPES = ("check", "send", "events", "admin", "console")
+SCOPES = ("check", "send", "events", "admin", "console", "metrics")
 PREFIX = "cg_"
 # The key GUARD_ADMIN_KEY bootstraps keeps this id, so changing the setting replaces it.
 BOOTSTRAP_ID = "key_admin"

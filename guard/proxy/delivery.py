@@ -6,16 +6,15 @@ guard makes is first recorded in the outbox, then forwarded.
 
 from __future__ import annotations
 
-import logging
+from time import perf_counter
 
 from flask import Flask
 
+from guard.ops import observe
 from guard.proxy.outbox import Claim
 from guard.proxy.providers import provider
 from guard.proxy.transport import Outcome
 from guard.services import services
-
-log = logging.getLogger(__name__)
 
 
 def deliver(claim: Claim, *, app: Flask | None = None,
@@ -26,8 +25,8 @@ def deliver(claim: Claim, *, app: Flask | None = None,
     """
     used = services(app)
     request = provider(claim.provider).request(claim.resource, claim.payload, used.proxy)
+    started = perf_counter()
     outcome = used.forwarder.send(request)
     status = used.outbox.finish(claim, outcome, defer=defer)
-    if outcome.state != "sent":
-        log.warning("outbox %s: %s (%s)", claim.id, status, outcome.error)
+    observe.sent(claim, outcome, status, started)  # the send's log line and metrics
     return status, outcome

@@ -1,0 +1,62 @@
+"""The hooks other rooms call: one log line and the counters for a send and for a sync run."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from time import perf_counter
+from typing import Any
+
+from guard.ops import metrics
+
+sends = logging.getLogger("guard.sends")
+syncs = logging.getLogger("guard.syncs")
+
+
+def sent(claim: Any, outcome: Any, status: str, started: float) -> None:
+    """Log and count one outbox send (``started``: its ``perf_counter()`` before the send)."""
+    seconds = perf_counter() - started
+    metrics.observe_forward(claim.provider, outcome.state, seconds)
+    reply = getattr(outcome, "reply", None)
+    fields = {"event": "send", "outbox_id": claim.id, "provider": claim.provider,
+              "resource": claim.resource, "outcome": outcome.state, "status": status,
+              "upstream_status": getattr(reply, "status", None), "attempts": outcome.attempts,
+              "duration_ms": round(seconds * 1000, 2), "decision_ids": list(claim.decision_ids),
+              "error": outcome.error}
+    level = logging.INFO if outcome.state == "sent" else logging.WARNING
+    sends.log(level, "outbox %s %s: %s", claim.id, claim.provider, status,
+              extra={"fields": fields})
+
+
+class SyncRun:
+    """What one sync run found, filled in by the run."""
+
+    def __init__(self, crm: str):
+        self.crm = crm
+        self.records = 0
+        self.rejected = 0
+
+    def finished(self, summary: Any, rejected: list) -> None:
+        self.records = sum(getattr(summary, "counts", {}).values())
+        self.rejected = len(rejected)
+
+
+@contextmanager
+def sync_run(crm: str) -> Iterator[SyncRun]:
+    """Log and count the sync run inside: its records, rejections, error and time."""
+    run, started = SyncRun(crm), perf_counter()
+    result, error = "ok", None
+    try:
+        yield run
+    except Exception as exc:
+        result, error = "error", f"{exc.__class__.__name__}: {exc}"
+        raise
+    finally:
+        seconds = perf_counter() - started
+        metrics.observe_sync(crm, result, run.records, run.rejected)
+        fields = {"event": "sync", "crm": crm, "result": result, "records": run.records,
+                  "rejected": run.rejected, "duration_ms": round(seconds * 1000, 2),
+                  "error": error}
+        syncs.log(logging.INFO if error is None else logging.ERROR, "%s sync %s", crm, result,
+                  extra={"fields": fields})
