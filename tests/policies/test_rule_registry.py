@@ -24,7 +24,7 @@ def test_every_kind_of_the_spec_is_registered():
 
 def test_default_policy_loads_with_the_real_kinds():
     policy = load_policy(default_policy_path())
-    assert {r.kind for r in policy.rules} == SPEC_KINDS - {"custom"}
+    assert {r.kind for r in policy.rules} == SPEC_KINDS
     assert policy.ledger_window.days == 120
 
 

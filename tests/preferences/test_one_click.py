@@ -1,4 +1,4 @@
-"""One-click unsubscribe (RFC 8058) end to end: the header on the wire, the provider's POST, the block."""
+"""One-click unsubscribe (RFC 8058): the link on the wire, the provider's POST, the block."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ import sqlalchemy as sa
 from guard.http import keys
 from guard.services import services
 from guard.store.tables import records, unsubscribes
-from tests.proxy.upstream import Serving
-
 from tests.conftest import NOW
+from tests.proxy.upstream import Serving
 
 from .conftest import ANNA, PUBLIC, check
 
