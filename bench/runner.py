@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench.figure import Figure, NotMeasured, Spread, Target, calibrate
 
-GROUPS = ("engine", "store", "growth", "http", "proxy", "screen", "sync")
+GROUPS = ("engine", "store", "growth", "http", "proxy", "screen", "sync", "console")
 RESULTS = Path(__file__).with_name("results.json")
 # Every group's figures, so a group whose module cannot even be imported still shows
 # each of them as not measured; tests/test_bench.py keeps this in step with the modules.
@@ -39,6 +39,9 @@ DECLARED: dict[str, dict[str, tuple[str, Target]]] = {
                "screen_peak_memory_mib": ("MiB", Target("<=", 1024))},
     "sync": {f"sync_ratio.{s}": ("×", Target(">=", 0.6))
              for s in ("salesforce", "hubspot")},
+    "console": {f"console_page_p95_ms.{page}": ("ms", Target("<=", 100)) for page in (
+        "overview", "decisions", "decisions_filtered", "decisions_deep", "decision",
+        "people_search", "person", "outbox", "keys", "policy", "audit")},
 }
 
 
