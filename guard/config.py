@@ -41,6 +41,9 @@ DEFAULTS: dict[str, Any] = {
     "INBOX_RETENTION_DAYS": 7,
     # Dry-run decisions (screens, checks with commit false) are purged after this many days.
     "DRY_RUN_RETENTION_DAYS": 30,
+    # Committed decisions and contacts (the audit trail) are purged after this many days,
+    # never before the longest window a rule of the policy counts has passed.
+    "AUDIT_RETENTION_DAYS": 730,
     # How long the answer to a provider request with an Idempotency-Key is kept (hours).
     "IDEMPOTENCY_HOURS": 24,
     # Largest HubSpot webhook body; HubSpot sends at most 100 events (a few dozen KiB).
@@ -68,7 +71,8 @@ _FLAGS = ("LOG_PERSONAL_DATA", "METRICS")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _INTEGERS = ("MAX_CONTENT_LENGTH", "SCREEN_MAX_RECIPIENTS", "EVENTS_MAX_BATCH", "SCREEN_CHUNK",
              "CHECK_LANES", "OUTBOX_RETENTION_DAYS", "INBOX_RETENTION_DAYS",
-             "DRY_RUN_RETENTION_DAYS", "HUBSPOT_WEBHOOK_MAX_BYTES", "IDEMPOTENCY_HOURS")
+             "DRY_RUN_RETENTION_DAYS", "HUBSPOT_WEBHOOK_MAX_BYTES", "IDEMPOTENCY_HOURS",
+             "AUDIT_RETENTION_DAYS")
 
 
 # The bootstrap admin key opens everything: at least this long, so it cannot be guessed

@@ -24,7 +24,7 @@ from guard.http import keys
 from guard.proxy import delivery
 from guard.proxy.outbox import DROPPED, Claim, Outbox
 from guard.services import follow_policy, services
-from guard.store.retention import RETENTION, purge
+from guard.store.retention import RETENTION, keep_for, purge
 from policies.model import VERDICT_RANK
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def purge_expired(app: Flask) -> None:
     guard = services(app).guard
     now = guard.clock()
     for rule in RETENTION:
-        deleted = purge(guard.engine, rule, now, keep=app.config[rule.setting])
+        deleted = purge(guard.engine, rule, now, keep=keep_for(rule, app.config, guard.policy))
         if deleted:
             log.info("purged %d %s rows past GUARD_%s", deleted, rule.name, rule.setting)
 

@@ -113,6 +113,9 @@ ledger = sa.Table(
     # Dry runs by age: the worker purges those past GUARD_DRY_RUN_RETENTION_DAYS.
     sa.Index("ix_ledger_dry_runs", "created_at", sqlite_where=sa.text("committed = 0"),
              postgresql_where=sa.text("committed = false")),
+    # Committed entries by time: the worker purges those past the audit period (0013).
+    sa.Index("ix_ledger_committed_at", "at", sqlite_where=sa.text("committed = 1"),
+             postgresql_where=sa.text("committed = true")),
 )
 
 # Keyed hashes (HMAC-SHA256 with GUARD_ERASURE_SALT, a secret kept outside the store) of

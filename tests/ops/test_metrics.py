@@ -179,5 +179,5 @@ def test_a_sync_run_is_counted_and_logged(store, client, scrape, fail, capsys):
     [line] = [json.loads(line) for line in capsys.readouterr().err.splitlines()
               if '"event": "sync"' in line]
     assert line["crm"] == "hubspot" and line["result"] == result
-    assert line["level"] == ("error" if fail else "info")
+    assert line["level"] == ("warning" if fail else "info")
     assert logging.getLogger("guard").level == logging.INFO

@@ -69,7 +69,7 @@ def test_a_purge_goes_in_small_batches_and_resumes_next_cycle(app, engine, clock
     guard = services(app).guard
     list(guard.screen(SCREEN, [f"p{i}@example.com" for i in range(7)]))
     clock.now += 31 * DAY
-    [dry_runs] = [r for r in retention.RETENTION if r.table is ledger]
+    [dry_runs] = [r for r in retention.RETENTION if r.setting == "DRY_RUN_RETENTION_DAYS"]
 
     first = retention.purge(engine, dry_runs, clock.now, keep=30, batch=2, batches=2)
     left = len(ledger_ids(engine))
@@ -82,7 +82,7 @@ def test_a_purge_goes_in_small_batches_and_resumes_next_cycle(app, engine, clock
 def test_the_dry_run_purge_reads_only_the_rows_due(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'plan.db'}")
     upgrade(engine)
-    [dry_runs] = [r for r in retention.RETENTION if r.table is ledger]
+    [dry_runs] = [r for r in retention.RETENTION if r.setting == "DRY_RUN_RETENTION_DAYS"]
     due = sa.select(ledger.c.id).where(ledger.c.created_at < NOW, *dry_runs.where)
     compiled = due.compile(dialect=engine.dialect)
     with engine.connect() as conn:
