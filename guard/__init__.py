@@ -10,7 +10,7 @@ from flask import Flask
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: defaults, ``GUARD_*`` environment, ``config``, then each area."""
-    from guard import collector, console, crm, ops, proxy, services
+    from guard import automation, collector, console, crm, ops, proxy, services
     from guard.config import load as load_settings
     from guard.http import api, problems
     from guard.preferences import init_app as init_preferences
@@ -24,6 +24,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     proxy.init_app(app)
     crm.init_app(app)
     init_preferences(app)
+    automation.init_app(app)
     console.init_app(app)
     collector.freeze_start_up_heap()
     return app

@@ -17,6 +17,7 @@ from typing import Any
 
 from flask import Flask
 
+from guard.automation import hubspot_waits
 from guard.checks import flags
 from guard.crm.jobs import crm_jobs
 from guard.errors import InvalidField
@@ -39,7 +40,8 @@ def scheduled_jobs(app: Flask) -> list[Job]:
     Flags are refreshed before the CRM jobs write them back, so a flag that
     ran out leaves for the CRM in the same cycle.
     """
-    return [refresh_flags, purge_expired, *crm_jobs(services(app).crm)]
+    return [refresh_flags, purge_expired, *crm_jobs(services(app).crm),
+            hubspot_waits.waits_job(app)]
 
 
 def run(app: Flask, *, once: bool = False, interval: float = 5.0,

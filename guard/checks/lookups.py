@@ -26,7 +26,7 @@ def decision(engine: Engine, decision_id: str) -> dict:
         raise NotFound(f"no decision {decision_id}")
     return {**row["decision"], "decision_id": row["id"], "attempt": row["attempt"],
             "at": parse_datetime(row["created_at"]).isoformat(),
-            "committed": row["committed"]}
+            "committed": row["committed"], "via": row["via"]}
 
 
 def person(engine: Engine, person_id: str, *, ledger_limit: int = 50) -> dict:

@@ -65,6 +65,16 @@ def _entry_time(entry: LedgerEntry) -> datetime:
     return entry.at
 
 
+def _noting_via(via: str, then: Callable[[Connection, list], Any] | None
+                ) -> Callable[[Connection, list], Any]:
+    """Return a ``then`` hook that records ``via`` on the decisions, then runs ``then``."""
+    def note(conn: Connection, outcomes: list) -> Any:
+        contact_ledger.mark_via(conn, [o.decision_id for o in outcomes
+                                       if isinstance(o, Decision) and o.decision_id], via)
+        return then(conn, outcomes) if then is not None else None
+    return note
+
+
 class Guard:
     """The service's one entry point to the store and the policy."""
 
@@ -118,10 +128,10 @@ class Guard:
         return read_template(self.policy, body, defaults)
 
     def check(self, body: Mapping, *, commit: bool = True,
-              defaults: Mapping | None = None) -> Decision:
+              defaults: Mapping | None = None, via: str | None = None) -> Decision:
         """Decide one attempt (SPEC §5 fields); record it; commit counts it toward caps."""
         [outcome] = self.check_many([body if body is not None else {}], commit=commit,
-                                    defaults=defaults)
+                                    defaults=defaults, via=via)
         if isinstance(outcome, InvalidField):
             raise outcome
         return outcome
@@ -129,15 +139,18 @@ class Guard:
     def check_many(self, bodies: Sequence[Mapping], *, commit: bool = True,
                    defaults: Mapping | None = None,
                    then: Callable[[Connection, list], Any] | None = None,
-                   ) -> list[Decision | InvalidField]:
+                   via: str | None = None) -> list[Decision | InvalidField]:
         """Decide many attempts in one transaction; a bad one is an InvalidField in its place.
 
         Attempts to the same person see each other in order, as separate
         checks would (the second of two to one person counts the first toward
         caps). ``then(conn, outcomes)`` runs inside the same transaction after
         the decisions are written, so what it stores (an outbox row) commits
-        with them or not at all.
+        with them or not at all. ``via`` names the integration the attempts came
+        through (``hubspot_workflow``); the ledger keeps it with each decision.
         """
+        if via is not None:
+            then = _noting_via(via, then)
         outcomes: list[Any] = [None] * len(bodies)
         items = []
         now = self.clock()

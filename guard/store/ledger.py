@@ -62,6 +62,12 @@ def record_many(conn: Connection, decided: list[tuple[Decision, Attempt]], *,
     insert_rows(conn, ledger_rows(conn.dialect, decided, committed=committed, now=now))
 
 
+def mark_via(conn: Connection, decision_ids: list[str], via: str) -> None:
+    """Record the integration ``via`` which the decisions ``decision_ids`` were made through."""
+    if decision_ids:
+        conn.execute(sa.update(ledger).where(ledger.c.id.in_(decision_ids)).values(via=via))
+
+
 def ledger_rows(dialect: Dialect, decided: list[tuple[Decision, Attempt]], *,
                 committed: bool, now: datetime) -> list:
     """Return the ledger rows of ``decided``, ready for ``insert_rows`` on ``dialect``."""
@@ -87,7 +93,7 @@ def ledger_rows(dialect: Dialect, decided: list[tuple[Decision, Attempt]], *,
         (decision.decision_id, decision.person, stamp(attempt.at), attempt.channel,
          attempt.purpose, attempt.sender, attempt.campaign, attempt.template, attempt.product,
          decision.verdict, committed, dumps(attempt.to_dict()), dumps(decision.to_dict()),
-         decision.policy_version, source, None, now, recipient_of(decision, attempt))
+         decision.policy_version, source, None, now, recipient_of(decision, attempt), None)
         for decision, attempt in decided
     ]
     if not insert.positional:
@@ -130,7 +136,7 @@ class _RawInsert:
 _RAW_INSERTS: weakref.WeakKeyDictionary[Dialect, _RawInsert] = weakref.WeakKeyDictionary()
 _COLUMNS = ("id", "person_id", "at", "channel", "purpose", "sender", "campaign", "template",
             "product", "verdict", "committed", "attempt", "decision", "policy_version", "source",
-            "record_key", "created_at", "recipient")
+            "record_key", "created_at", "recipient", "via")
 
 
 def recipient_of(decision: Decision, attempt: Attempt) -> str | None:

@@ -103,6 +103,8 @@ ledger = sa.Table(
     sa.Column("created_at", _TIME, nullable=False),
     # A decision about no known person: its recipient, by which an erasure finds the row.
     sa.Column("recipient", sa.String(320)),
+    # The integration a decision was made through (hubspot_workflow, sfmc_journey, braze …).
+    sa.Column("via", sa.String(32)),
     # A check reads a person's committed entries since a time. Dry runs (screens, checks
     # with commit false) are recorded too but never counted: with "committed" before "at"
     # a check's range holds only what it counts, however many lists were screened.
@@ -153,6 +155,28 @@ hook_inbox = sa.Table(
     sa.Column("signature", sa.String(64)),
     sa.Index("ix_hook_inbox_pending", "processed_at", "id"),
     sa.Index("ux_hook_inbox_signature", "signature", unique=True),
+)
+
+# HubSpot custom workflow action executions by callbackId (guard.automation): the answer
+# each got, so a retry gets it again; a deferred one waits for the worker to check it again
+# at ``due_at`` and complete HubSpot's callback with ``outputs``.
+hubspot_actions = sa.Table(
+    "hubspot_actions",
+    metadata,
+    sa.Column("callback_id", sa.String(255), primary_key=True),
+    sa.Column("portal_id", sa.String(32)),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("answer", sa.JSON, nullable=False),
+    sa.Column("check", sa.JSON),
+    sa.Column("decision_id", sa.String(40)),
+    sa.Column("outputs", sa.JSON),
+    sa.Column("due_at", _TIME),
+    sa.Column("expires_at", _TIME),
+    sa.Column("tries", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", _TIME, nullable=False),
+    sa.Column("updated_at", _TIME, nullable=False),
+    sa.Index("ix_hubspot_actions_due", "state", "due_at"),
 )
 
 settings = sa.Table(
