@@ -63,11 +63,20 @@ DEFAULTS: dict[str, Any] = {
     "CONSOLE_SESSION_HOURS": 8,
     # How often each process looks for a policy version published in the store (seconds).
     "POLICY_POLL_SECONDS": 2,
+    # The guard's public base URL (HubSpot signs the URL it called; links point there).
+    "PUBLIC_URL": None,
+    # Marketing Cloud Journey Builder: the installed package's JWT signing secret, and what
+    # a journey's contact key is when an activity names no recipient (email or salesforce).
+    "SFMC_JWT_SECRET": None,
+    "SFMC_CONTACT_KEY": "email",
 }
 
 # Settings that are text even when they look like JSON numbers or booleans.
-_TEXT = ("DATABASE_URL", "POLICY", "ADMIN_KEY", "ERASURE_SALT", "LOG_LEVEL", "CONSOLE_SECRET")
+_TEXT = ("DATABASE_URL", "POLICY", "ADMIN_KEY", "ERASURE_SALT", "LOG_LEVEL", "CONSOLE_SECRET",
+         "SFMC_JWT_SECRET")
 _FLAGS = ("LOG_PERSONAL_DATA", "METRICS")
+# What a Journey Builder contact key is: an email address, or a Salesforce record id.
+SFMC_CONTACT_KEYS = ("email", "salesforce")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _INTEGERS = ("MAX_CONTENT_LENGTH", "SCREEN_MAX_RECIPIENTS", "EVENTS_MAX_BATCH", "SCREEN_CHUNK",
              "CHECK_LANES", "OUTBOX_RETENTION_DAYS", "INBOX_RETENTION_DAYS",
@@ -152,6 +161,12 @@ def normalise(config: dict[str, Any]) -> None:
         raise ConfigurationError(f"GUARD_LOG_LEVEL: expected one of {', '.join(LOG_LEVELS)}, "
                                  f"got {config.get('LOG_LEVEL')!r}")
     config["LOG_LEVEL"] = level
+    contact_key = str(config.get("SFMC_CONTACT_KEY") or "email").strip().lower()
+    if contact_key not in SFMC_CONTACT_KEYS:
+        raise ConfigurationError(f"GUARD_SFMC_CONTACT_KEY: expected one of "
+                                 f"{', '.join(SFMC_CONTACT_KEYS)}, got "
+                                 f"{config.get('SFMC_CONTACT_KEY')!r}")
+    config["SFMC_CONTACT_KEY"] = contact_key
     for key in _FLAGS:
         value = config.get(key)
         if isinstance(value, str):

@@ -1,8 +1,13 @@
-"""The plugin's contact properties (SPEC §9), created idempotently."""
+"""The plugin's contact properties (SPEC §9) and its workflow action, created idempotently."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+from connectors.hubspot import workflow_action
 from connectors.hubspot.client import Api
+from connectors.hubspot.errors import ApiError
 
 GROUP = {"name": "contact_guard", "label": "Contact Guard", "displayOrder": -1}
 
@@ -98,3 +103,45 @@ def install(api: Api) -> list[str]:
                 f"{current.get('type')!r}, expected {definition['type']!r}: left unchanged"
             )
     return done
+
+
+def install_action(client: Any, app_id: int | str, action_url: str) -> list[str]:
+    """Register (or bring up to date) the app's "Contact Guard check" workflow action.
+
+    ``client`` is a ``hubspot.HubSpot`` built with the app's developer API key:
+    action definitions belong to the app, not to a portal. The action is found
+    by its ``actionUrl``, so a second run changes nothing.
+    """
+    api = client.automation.actions.definitions_api
+    wanted = workflow_action.definition(action_url)
+    try:
+        found = [d for d in _definitions(api, app_id) if d.get("actionUrl") == action_url]
+        if not found:
+            created = json.loads(api.create(app_id, wanted, _preload_content=False).data)
+            return [f"created workflow action '{workflow_action.ACTION_NAME}' "
+                    f"(definition {created.get('id')}) calling {action_url}"]
+        current = found[0]
+        changed = workflow_action.differs(current, wanted)
+        if not changed:
+            return []
+        api.update(current["id"], app_id, {key: wanted[key] for key in changed},
+                   _preload_content=False)
+    except Exception as exc:  # the generated client raises one class per package
+        status = getattr(exc, "status", 0) or 0
+        raise ApiError("workflow action definition", status,
+                       str(getattr(exc, "body", None) or exc)) from exc
+    return [f"updated workflow action '{workflow_action.ACTION_NAME}' "
+            f"(definition {current['id']}): {', '.join(changed)}"]
+
+
+def _definitions(api: Any, app_id: int | str) -> list[dict]:
+    """List every action definition of the app, following ``paging.next.after``."""
+    found: list[dict] = []
+    after = None
+    while True:
+        kwargs = {"after": after} if after else {}
+        page = json.loads(api.get_page(app_id, _preload_content=False, **kwargs).data)
+        found += page.get("results", [])
+        after = ((page.get("paging") or {}).get("next") or {}).get("after")
+        if not after:
+            return found

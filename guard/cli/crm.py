@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from guard.cli.common import service_guard, store_errors
+from guard.cli.common import service_guard, setting, store_errors
 
 CRMS = click.Choice(["salesforce", "hubspot"])
 # Exit status of a sync that stopped early (API quota, an outage): the next run resumes.
@@ -77,10 +77,33 @@ def sync(system: str) -> None:
 def install(system: str) -> None:
     """Create the plugin's fields/properties in SYSTEM (safe to run again)."""
     done = _connector(system).install()
+    if system == "hubspot":
+        done += _hubspot_workflow_action()
     for line in done:
         click.echo(line)
     if not done:
         click.echo(f"{system}: everything is installed; nothing changed")
+
+
+def _hubspot_workflow_action() -> list[str]:
+    """Register the "Contact Guard check" workflow action when the app's keys are set."""
+    from hubspot import HubSpot
+
+    from connectors.hubspot.client import default_retry
+    from connectors.hubspot.install import install_action
+    from connectors.hubspot.workflow_action import ACTION_PATH
+
+    app_id = os.environ.get("GUARD_HUBSPOT_APP_ID")
+    developer_key = os.environ.get("GUARD_HUBSPOT_DEVELOPER_API_KEY")
+    public = (setting("PUBLIC_URL") or "").rstrip("/")
+    if not (app_id and developer_key and public.startswith("https://")):
+        click.echo("hubspot: workflow action not registered: it needs GUARD_HUBSPOT_APP_ID, "
+                   "GUARD_HUBSPOT_DEVELOPER_API_KEY and an https GUARD_PUBLIC_URL", err=True)
+        return []
+    kwargs = {"api_key": developer_key, "retry": default_retry()}
+    if os.environ.get("GUARD_HUBSPOT_URL"):
+        kwargs["host"] = os.environ["GUARD_HUBSPOT_URL"].rstrip("/")
+    return install_action(HubSpot(**kwargs), app_id, public + ACTION_PATH)
 
 
 @click.command()

@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 import re
 import threading
+import urllib.error
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -61,8 +63,10 @@ class FakeAutomation:
     """The fake server; ``completed`` holds each completed callback's body by callbackId."""
 
     def __init__(self, *, token: str = "pat-test", developer_key: str = "dev-key",
-                 app_id: int = 4321):
+                 app_id: int = 4321, upstream: str | None = None):
         self.token, self.developer_key, self.app_id = token, developer_key, app_id
+        # Another fake (the CRM's) that serves every other path, so one base URL serves both.
+        self.upstream = upstream
         self.definitions: dict[str, dict] = {}
         self.completed: dict[str, list[dict]] = {}
         self.requests: list[tuple[str, str]] = []
@@ -136,6 +140,8 @@ class FakeAutomation:
             with self._lock:
                 self.completed.setdefault(complete.group(1), []).append(body)
             return handler._reply(204)
+        if self.upstream and not parts.path.startswith("/automation/"):
+            return self._forward(handler, method)
         match = re.fullmatch(r"/automation/v4/actions/(\d+)(?:/(\d+))?", parts.path)
         if not match or int(match.group(1)) != self.app_id:
             return handler._reply(404, {"status": "error", "message": "no such app"})
@@ -165,3 +171,22 @@ class FakeAutomation:
             self.definitions[definition_id] = merged
             return handler._reply(200, merged)
         return handler._reply(404, {"status": "error", "message": "not found"})
+
+    def _forward(self, handler, method: str) -> None:
+        """Pass a request on to the upstream fake and its answer back."""
+        length = int(handler.headers.get("Content-Length") or 0)
+        data = handler.rfile.read(length) if length else None
+        headers = {k: v for k, v in handler.headers.items()
+                   if k.lower() in ("authorization", "content-type", "accept")}
+        request = urllib.request.Request(self.upstream + handler.path, data=data,
+                                         headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                status, body, kind = reply.status, reply.read(), reply.headers.get("Content-Type")
+        except urllib.error.HTTPError as exc:
+            status, body, kind = exc.code, exc.read(), exc.headers.get("Content-Type")
+        handler.send_response(status)
+        handler.send_header("Content-Type", kind or "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)

@@ -1,0 +1,61 @@
+"""``guard install hubspot`` also registers the workflow action, when the app's keys are set."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from guard.cli import main
+from tests.automation.fake_hubspot import FakeAutomation
+from tests.connectors.hubspot.conftest import TOKEN, serve_checked
+
+
+@pytest.fixture
+def portal():
+    yield from serve_checked()
+
+
+@pytest.fixture
+def hubspot(portal):
+    """One base URL: the automation fake, passing CRM calls on to the portal fake."""
+    server = FakeAutomation(token=TOKEN, upstream=portal.url).start()
+    yield server
+    server.stop()
+    assert server.problems == []
+
+
+@pytest.fixture
+def runner(db_url, monkeypatch, hubspot):
+    for name in list(os.environ):
+        if name.startswith(("GUARD_SALESFORCE_", "GUARD_HUBSPOT_", "GUARD_PUBLIC_URL")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("GUARD_DATABASE_URL", db_url)
+    monkeypatch.setenv("GUARD_HUBSPOT_TOKEN", TOKEN)
+    monkeypatch.setenv("GUARD_HUBSPOT_URL", hubspot.url)
+    return CliRunner()
+
+
+def test_install_registers_the_action_for_the_guards_public_url_once(
+        runner, monkeypatch, hubspot, portal):
+    monkeypatch.setenv("GUARD_HUBSPOT_APP_ID", str(hubspot.app_id))
+    monkeypatch.setenv("GUARD_HUBSPOT_DEVELOPER_API_KEY", hubspot.developer_key)
+    monkeypatch.setenv("GUARD_PUBLIC_URL", "https://guard.example.com/")
+    first = runner.invoke(main, ["install", "hubspot"])
+    assert first.exit_code == 0, first.output
+    assert "created contact property guard_status" in first.stdout
+    assert "created workflow action 'Contact Guard check'" in first.stdout
+    [action] = hubspot.definitions.values()
+    assert action["actionUrl"] == "https://guard.example.com/hooks/hubspot/action"
+    again = runner.invoke(main, ["install", "hubspot"])
+    assert again.exit_code == 0, again.output
+    assert "nothing changed" in again.stdout
+
+
+def test_without_the_apps_keys_install_says_what_the_action_needs(runner, hubspot):
+    result = runner.invoke(main, ["install", "hubspot"])
+    assert result.exit_code == 0, result.output
+    assert "workflow action not registered" in result.stderr
+    assert "GUARD_HUBSPOT_DEVELOPER_API_KEY" in result.stderr
+    assert hubspot.definitions == {}
