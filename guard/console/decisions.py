@@ -154,8 +154,9 @@ def page_of(conditions: list, after: str | None, limit: int = PAGE) -> tuple[lis
     query = sa.select(*_LIST_COLUMNS).where(*conditions)
     if after:
         at, row_id = decode_cursor(after)
-        query = query.where(sa.or_(ledger.c.at < at,
-                                   sa.and_(ledger.c.at == at, ledger.c.id < row_id)))
+        # "at <= cursor" bounds the index range; the OR alone makes SQLite scan from the top.
+        query = query.where(ledger.c.at <= at,
+                            sa.or_(ledger.c.at < at, ledger.c.id < row_id))
     query = query.order_by(ledger.c.at.desc(), ledger.c.id.desc()).limit(limit + 1)
     with read_only(engine().connect()) as conn:
         rows = conn.execute(query).all()

@@ -50,7 +50,7 @@ def upgrade() -> None:
         sa.Column("key_id", sa.String(40), primary_key=True),
         sa.Column("last_used_at", _TIME, nullable=False),
     )
-    op.create_index("ix_ledger_at_id", "ledger", ["at", "id"])
+    op.create_index("ix_ledger_at_id", "ledger", ["at", "id", "verdict"])
 
 
 def downgrade() -> None:
