@@ -18,6 +18,7 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register the automation endpoints."""
-    from guard.automation import hubspot_action
+    from guard.automation import hubspot_action, sfmc
 
     app.register_blueprint(hubspot_action.hooks)
+    app.register_blueprint(sfmc.bp)

@@ -15,7 +15,7 @@ from tests.conftest import NOW, accepted, person
 SECRET = "hubspot-client-secret"
 # The URL the test client calls, which HubSpot would have signed.
 PUBLIC = "http://localhost"
-SFMC_SECRET = "sfmc-jwt-signing-secret-of-the-installed-package"
+SFMC_SECRET = "sfmc-jwt-signing-secret-of-the-installed-package-0123456789abcdef"
 
 
 class Clock:

@@ -1,0 +1,166 @@
+"""Journey Builder's custom split activity: signed JWT bodies in, ``branchResult`` out.
+
+Wire format (developer.salesforce.com, Marketing Cloud "Custom Activity
+Configuration", "Define a Custom Split Activity with Multiple Outcomes",
+"Encode Custom Activities Using a JWT"): config.json with ``type``
+``RestDecision`` and ``outcomes`` each holding ``arguments.branchResult``;
+with ``useJwt`` Journey Builder POSTs the call as a JWT signed with the
+installed package's signing secret; the decoded execute body holds
+``inArguments`` (a list of objects) and the contact key ``keyValue``; the
+answer ``{"branchResult": value}`` picks the outcome.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+import jwt
+import pytest
+
+from guard import create_app
+from tests.automation.conftest import SFMC_SECRET, customer, decisions
+from tests.conftest import accepted, purchase
+
+OFFER = [{"channel": "email"}, {"purpose": "price_offer"}, {"sender": "oem"},
+         {"product": "audi-a4"}]
+
+
+def execute_body(in_arguments=OFFER, key="anna@example.com", **claims) -> dict:
+    return {"inArguments": in_arguments, "outArguments": [], "activityObjectID": "a1b2",
+            "journeyId": "j-1", "activityId": "act-1", "definitionInstanceId": "d-1",
+            "activityInstanceId": "ai-1", "keyValue": key, "mode": 0, **claims}
+
+
+def signed(claims: dict, secret: str = SFMC_SECRET, algorithm: str = "HS256") -> bytes:
+    return jwt.encode(claims, secret, algorithm=algorithm).encode()
+
+
+def post(client, path: str, body: bytes):
+    return client.post(f"/hooks/sfmc/{path}", data=body, content_type="application/jwt")
+
+
+def _b64(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def forged(header: dict, claims: dict, key: bytes) -> bytes:
+    """A token whose header names ``header['alg']`` but that is signed HMAC-SHA256 with ``key``."""
+    signing = _b64(json.dumps(header).encode()) + b"." + _b64(json.dumps(claims).encode())
+    return signing + b"." + _b64(hmac.new(key, signing, hashlib.sha256).digest())
+
+
+def test_config_json_is_a_restdecision_with_one_outcome_per_verdict(client):
+    config = client.get("/hooks/sfmc/config.json").get_json()
+    assert config["type"] == "RestDecision"
+    assert config["workflowApiVersion"] == "1.1"
+    assert [o["arguments"]["branchResult"] for o in config["outcomes"]] == [
+        "allow", "defer", "reroute", "block"]
+    assert all(o["metaData"]["label"] for o in config["outcomes"])
+    execute = config["arguments"]["execute"]
+    assert execute["url"] == "http://localhost/hooks/sfmc/execute"
+    assert (execute["verb"], execute["useJwt"]) == ("POST", True)
+    assert {name: c["url"] for name, c in config["configurationArguments"].items()} == {
+        name: f"http://localhost/hooks/sfmc/{name}"
+        for name in ("save", "validate", "publish", "stop")}
+    assert all(c["useJwt"] for c in config["configurationArguments"].values())
+    names = [next(iter(a)) for a in config["schema"]["arguments"]["execute"]["inArguments"]]
+    assert names == ["to", "channel", "purpose", "sender", "campaign", "template", "product"]
+
+
+def test_a_contact_who_just_bought_the_car_takes_the_block_branch(client, guard, engine):
+    customer(guard)
+    accepted(guard.ingest([purchase("SO-1", "anna@example.com")]))
+    answer = post(client, "execute", signed(execute_body()))
+    assert answer.status_code == 200
+    assert answer.get_json() == {"branchResult": "block"}
+    [made] = decisions(engine)
+    assert made["via"] == "sfmc_journey"
+    assert guard.decision(made["id"])["attempt"]["to"] == "anna@example.com"
+
+
+def test_to_in_the_in_arguments_wins_over_the_contact_key(client, guard, engine):
+    customer(guard)
+    body = execute_body([*OFFER, {"to": "someone.else@example.com"}, {"purpose": "newsletter"}],
+                        key="0031x000003AbCd")
+    assert post(client, "execute", signed(body)).get_json() == {"branchResult": "allow"}
+    [made] = decisions(engine)
+    assert guard.decision(made["id"])["attempt"]["to"] == "someone.else@example.com"
+
+
+def test_a_salesforce_contact_key_names_the_contact_by_its_id(guard, engine):
+    accepted(guard.ingest([{"type": "person", "emails": ["max@example.com"],
+                            "source": {"system": "salesforce", "type": "Contact",
+                                       "id": "0031x000003AbCd"}},
+                           purchase("SO-2", "max@example.com")]))
+    app = create_app({"GUARD": guard, "TESTING": True, "SFMC_JWT_SECRET": SFMC_SECRET,
+                      "SFMC_CONTACT_KEY": "salesforce"})
+    answer = post(app.test_client(), "execute", signed(execute_body(key="0031x000003AbCd")))
+    assert answer.get_json() == {"branchResult": "block"}
+    [made] = decisions(engine)
+    assert guard.decision(made["id"])["attempt"]["to"] == "salesforce:0031x000003AbCd"
+
+
+@pytest.mark.parametrize("token", [
+    lambda claims: jwt.encode(claims, None, algorithm="none").encode(),
+    lambda claims: forged({"alg": "RS256", "typ": "JWT"}, claims, SFMC_SECRET.encode()),
+    lambda claims: signed(claims, algorithm="HS512"),
+    lambda claims: signed(claims, secret="another-packages-secret-" + "x" * 48),
+    lambda claims: signed({**claims, "exp": int(time.time()) - 60}),
+    lambda claims: json.dumps(claims).encode(),
+    lambda claims: b"",
+], ids=["alg-none", "rs256-with-the-secret", "hs512", "wrong-secret", "expired", "plain-json",
+        "empty"])
+def test_bodies_not_signed_hs256_with_the_packages_secret_are_refused_before_deciding(
+        client, guard, engine, token):
+    customer(guard)
+    answer = post(client, "execute", token(execute_body()))
+    assert answer.status_code == 401
+    assert answer.content_type == "application/problem+json"
+    assert decisions(engine) == []
+    for path in ("save", "validate", "publish", "stop"):
+        assert post(client, path, token(execute_body())).status_code == 401
+
+
+@pytest.mark.parametrize("in_arguments, key, field", [
+    ([*OFFER, {"purpose": "bargain"}], "anna@example.com", "purpose"),
+    ([{"channel": "email"}, {"purpose": "newsletter"}], "anna@example.com", "sender"),
+    (OFFER, None, "to"),
+    (OFFER, "not an address", "to"),
+    ({"channel": 5}, "anna@example.com", "channel"),
+    ("email", "anna@example.com", "inArguments"),
+], ids=["unknown-purpose", "no-sender", "no-recipient", "bad-contact-key", "channel-a-number",
+        "in-arguments-not-objects"])
+def test_bad_in_arguments_are_a_400_naming_the_field_and_decide_nothing(
+        client, engine, in_arguments, key, field):
+    answer = post(client, "execute", signed(execute_body(in_arguments, key)))
+    assert answer.status_code == 400
+    assert answer.get_json()["detail"].startswith(field)
+    assert decisions(engine) == []
+
+
+@pytest.mark.parametrize("path", ["save", "publish", "stop", "validate"])
+def test_signed_lifecycle_calls_are_acknowledged(client, path):
+    body = {"arguments": {"execute": {"inArguments": OFFER}}}
+    answer = post(client, path, signed(body))
+    assert (answer.status_code, answer.get_json()) == (200, {"success": True})
+
+
+def test_validate_refuses_a_fixed_purpose_the_policy_does_not_know(client):
+    body = {"arguments": {"execute": {"inArguments": [{"purpose": "bargain"}]}}}
+    answer = post(client, "validate", signed(body))
+    assert answer.status_code == 400 and answer.get_json()["detail"].startswith("purpose")
+    bound = {"arguments": {"execute": {"inArguments": [
+        {"purpose": "{{Contact.Attribute.Offers.Purpose}}"}]}}}
+    assert post(client, "validate", signed(bound)).status_code == 200
+
+
+def test_without_the_packages_secret_the_activity_is_unavailable(guard, engine):
+    app = create_app({"GUARD": guard, "TESTING": True})
+    answer = post(app.test_client(), "execute", signed(execute_body()))
+    assert answer.status_code == 503
+    assert "GUARD_SFMC_JWT_SECRET" in answer.get_json()["detail"]
+    assert decisions(engine) == []
