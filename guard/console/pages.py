@@ -23,6 +23,7 @@ from flask import (
     url_for,
 )
 from markupsafe import Markup
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from guard.console import session
@@ -63,6 +64,8 @@ def session_hours() -> float:
 @bp.before_request
 def require_session() -> Response | None:
     """Send readers without a session to sign-in; refuse a POST without the CSRF token."""
+    if request.endpoint == "console.static":
+        return None
     g.viewer = session.viewer(engine(), request, key_secret(), session_hours())
     if request.endpoint in _OPEN:
         return None
@@ -110,6 +113,26 @@ def _page_error(exc: PageError):
 @bp.errorhandler(GuardError)
 def _guard_error(exc: GuardError):
     return page("console/error.html", status=exc.status, title=exc.title, message=exc.detail)
+
+
+@bp.errorhandler(SQLAlchemyError)
+def _store_error(exc: SQLAlchemyError):
+    current_app.logger.exception("console: store error on %s", request.path)
+    return page("console/error.html", status=503, title="Store unavailable",
+                message="The store did not answer (or is not migrated: run `guard db "
+                        "upgrade`); nothing was changed. See /healthz.")
+
+
+@bp.route("/<path:rest>", methods=["GET", "POST"])
+def unknown_page(rest: str):
+    """Answer a console path that names no page."""
+    raise PageError(f"No console page at /console/{rest}.", 404)
+
+
+def secure_cookies() -> bool:
+    """Send cookies over HTTPS only when the console is reached over HTTPS."""
+    public = services().crm.public_url or ""
+    return request.is_secure or public.startswith("https://")
 
 
 @bp.errorhandler(HTTPException)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import difflib
 from collections import Counter
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
+import sqlalchemy as sa
 from flask import redirect, request, url_for
 
 from guard.checks.simulation import replay
@@ -22,6 +23,8 @@ from guard.cli.policy import examples_path
 from guard.console import audit, charts, versions
 from guard.console.pages import PageError, bp, engine, page, require_change
 from guard.services import services
+from guard.store.engine import read_only
+from guard.store.tables import ledger
 from policies import Policy, PolicyError, default_policy_path, parse_policy
 from policies.casebook import load_cases, run_cases
 from policies.model import VERDICTS
@@ -195,19 +198,30 @@ def _simulate(drafted: Policy) -> dict:
     if not raw.isdigit() or not 1 <= int(raw) <= SIMULATE_MAX_DAYS:
         return {"problem": f"days: a whole number from 1 to {SIMULATE_MAX_DAYS}, got {raw!r}"}
     days = int(raw)
+    since = services().guard.clock() - timedelta(days=days)
+    # The replay reads every decision in its window at once: start it at the newest
+    # SIMULATE_MAX_DECISIONS, found through the ledger's time index.
+    with read_only(engine().connect()) as conn:
+        oldest = conn.execute(
+            sa.select(ledger.c.at).where(ledger.c.at >= since, ledger.c.decision.is_not(None))
+            .order_by(ledger.c.at.desc()).offset(SIMULATE_MAX_DECISIONS - 1).limit(1)
+        ).scalar()
+    cut = oldest is not None
+    if cut:
+        since = max(since, oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC))
     before, after = Counter({v: 0 for v in VERDICTS}), Counter({v: 0 for v in VERDICTS})
-    changed, total, cut = [], 0, False
-    for r in replay(engine(), drafted, services().guard.clock() - timedelta(days=days)):
-        if total >= SIMULATE_MAX_DECISIONS:
-            cut = True
-            break
+    changed, total = [], 0
+    for r in replay(engine(), drafted, since):
+        if total == SIMULATE_MAX_DECISIONS:
+            break  # decisions made at the same moment as the cut-off
         total += 1
         before[r.before] += 1
         after[r.after.verdict] += 1
         if r.changed:
             changed.append(r)
     changed.sort(key=lambda r: r.at, reverse=True)
-    return {"simulation": {"days": days, "total": total, "cut": cut, "before": before,
+    return {"simulation": {"days": days, "total": total, "cut": cut, "since": since,
+                           "limit": SIMULATE_MAX_DECISIONS, "before": before,
                            "after": after, "changed": changed[:SHOW_CHANGED],
                            "changed_count": len(changed),
                            "chart": charts.before_after(before, after)}}

@@ -7,7 +7,15 @@ import secrets
 from flask import g, redirect, request, url_for
 
 from guard.console import audit, session
-from guard.console.pages import PageError, bp, engine, key_secret, page, session_hours
+from guard.console.pages import (
+    PageError,
+    bp,
+    engine,
+    key_secret,
+    page,
+    secure_cookies,
+    session_hours,
+)
 from guard.http import keys
 
 
@@ -24,7 +32,7 @@ def login():
     """Show the sign-in form; sign in with a key that has scope admin or console."""
     if request.method == "GET" and g.viewer is not None:
         return redirect(_safe_next(request.args.get("next")))
-    secure = request.is_secure
+    secure = secure_cookies()
     nonce = request.cookies.get(session.LOGIN_COOKIE)
     problem, status = None, 200
     if request.method == "POST":

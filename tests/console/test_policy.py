@@ -86,6 +86,14 @@ def test_simulate_counts_verdicts_before_and_after_and_lists_changes(admin, worl
     assert text(act(admin, "simulate", DEFAULT, days="0")).count("days: a whole number") == 1
 
 
+def test_simulate_on_the_page_replays_only_the_newest_decisions(admin, world, monkeypatch):
+    from guard.console import policy
+
+    monkeypatch.setattr(policy, "SIMULATE_MAX_DECISIONS", 2)
+    html = text(act(admin, "simulate", NO_NEWSLETTERS, days="30"))
+    assert "Replayed 2 decisions since" in html and "replays the newest 2" in html
+
+
 def test_publish_stores_a_version_every_replica_follows_and_restore_brings_back(
         app, admin, store, world):
     replica = create_app({"GUARD": _twin(store), "TESTING": True, "POLICY_POLL_SECONDS": 0})

@@ -26,6 +26,13 @@ def test_every_page_sends_a_stranger_to_sign_in(app):
         assert response.headers["Location"].startswith("/console/login?next="), path
 
 
+def test_a_path_that_names_no_page_is_a_page_saying_so(app, admin):
+    assert app.test_client().get("/console/nothing/here").status_code == 302
+    response = admin.get("/console/nothing/here")
+    assert response.status_code == 404 and "text/html" in response.content_type
+    assert "No console page at /console/nothing/here" in response.get_data(as_text=True)
+
+
 def test_a_forged_or_tampered_cookie_is_no_session(app, make_key):
     client = app.test_client()
     client.set_cookie(session.COOKIE, "made-up.value.sig", path="/console")
