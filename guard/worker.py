@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask
+from sqlalchemy.exc import SQLAlchemyError
 
 from guard.automation import hubspot_waits
 from guard.checks import flags
@@ -53,9 +54,17 @@ def run(app: Flask, *, once: bool = False, interval: float = 5.0,
     jobs = scheduled_jobs(app)
     with app.app_context():
         while not stop.is_set():
-            follow_policy(app)
-            counts = release_due(app, stop=stop)
-            run_jobs(app, jobs)
+            try:
+                follow_policy(app)
+                counts = release_due(app, stop=stop)
+            except SQLAlchemyError as exc:
+                # The store restarting or out of reach: wait and try again, as a web process
+                # answers 503 meanwhile. A row left mid-send is settled by its lease.
+                log.warning("store unavailable, outbox not released this cycle: %s",
+                            exc.__class__.__name__)
+                counts = Counter()
+            else:
+                run_jobs(app, jobs)
             if report and counts:
                 report(counts)
             if once:
