@@ -184,3 +184,60 @@ def create_tasks(api: Api, tasks: Sequence[OwnerTask], now: datetime) -> TaskOut
             f"{todo[key].record_id}: HubSpot did not confirm task {key!r}; tried again next run"
         )
     return outcome
+
+
+# Communication preferences v4: write a contact's email subscription statuses.
+STATUS_WRITE = "/communication-preferences/v4/statuses/batch/write"
+# A subscription set from the customer's own choice on the guard's preference page.
+CUSTOMER_CHOICE = "Set by the customer on the Contact Guard preference page"
+
+
+@dataclass(frozen=True)
+class PreferenceWrite:
+    """A person's stated preferences for one contact.
+
+    ``values`` holds person fields (preferred_channel, contact_hours,
+    do_not_market_until) with the value to hold; ``subscriptions`` maps a
+    subscription id to ``SUBSCRIBED`` or ``UNSUBSCRIBED`` for ``email``.
+    """
+
+    record_id: str
+    email: str | None
+    values: dict = field(default_factory=dict)
+    subscriptions: dict = field(default_factory=dict)
+
+
+def write_preferences(api: Api, mapping, updates: Sequence[PreferenceWrite]
+                      ) -> tuple[int, list[str]]:
+    """Write changed preference properties and subscription statuses; return (count, ids)."""
+    latest = {str(u.record_id): u for u in updates}
+    if not latest:
+        return 0, []
+    names = {name: props[0] for name, props in (mapping.contact_fields or {}).items() if props}
+    current = api.batch_read("contacts", list(latest), sorted(set(names.values())))
+    inputs, written = [], 0
+    statuses = []
+    for record_id, update in latest.items():
+        record = current.get(record_id)
+        if record is None:  # deleted or merged away since
+            continue
+        props = record.get("properties") or {}
+        changed = {names[n]: str(v) for n, v in update.values.items()
+                   if n in names and v not in (None, "") and props.get(names[n]) != str(v)}
+        if changed:
+            inputs.append({"id": record_id, "properties": changed})
+        if update.email:
+            for subscription, state in update.subscriptions.items():
+                status = {"channel": "EMAIL", "statusState": state,
+                          "subscriberIdString": update.email,
+                          "subscriptionId": int(subscription)}
+                if state == "SUBSCRIBED":
+                    status.update(legalBasis="CONSENT_WITH_NOTICE",
+                                  legalBasisExplanation=CUSTOMER_CHOICE)
+                statuses.append((record_id, status))
+    if inputs:
+        written += api.batch_update("contacts", inputs)
+    for part in chunks(statuses, BATCH_SIZE):
+        api.post(STATUS_WRITE, {"inputs": [status for _, status in part]})
+    ids = list(dict.fromkeys([i["id"] for i in inputs] + [r for r, _ in statuses]))
+    return written + len(statuses), ids

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any, TypeVar
@@ -312,3 +312,77 @@ def _record_owners(sf: Salesforce, api: Api, tasks: Sequence[OwnerTask]) -> dict
                 if (record.get("OwnerId") or "").startswith("005"):
                     owners[record["Id"][:15]] = record["OwnerId"]
     return owners
+
+
+# The customer's own choices, written in Salesforce's standard opt-out checkboxes.
+OPT_OUT_FIELDS = {"email": "HasOptedOutOfEmail", "call": "DoNotCall"}
+
+
+@dataclass(frozen=True)
+class PreferenceWrite:
+    """A person's stated preferences for one Contact or Lead.
+
+    ``values`` holds person fields (preferred_channel, contact_hours,
+    do_not_market_until) with the value to hold; ``opt_outs`` says per channel
+    (email, call) whether the standard opt-out checkbox is to be ticked.
+    """
+
+    record_id: str
+    values: Mapping[str, Any]
+    opt_outs: Mapping[str, bool]
+    object_type: str | None = None
+
+
+def _preference_fields(mapping, object_type: str) -> dict[str, str]:
+    """Person field -> the Salesforce field it is read from first, for this object."""
+    section = mapping.contact if object_type == "Contact" else mapping.lead
+    return {name: names[0] for name, names in (section.get("fields") or {}).items() if names}
+
+
+def write_preferences(sf: Salesforce, api: Api, mapping,
+                      updates: Sequence[PreferenceWrite]) -> WriteOutcome:
+    """Write changed preference fields and opt-out checkboxes; say what was not written."""
+    outcome = WriteOutcome()
+    by_type: dict[str, dict[str, PreferenceWrite]] = {}
+    for update in updates:
+        object_type = _object_type(update.record_id, update.object_type)
+        if object_type is None:
+            outcome.skipped.append(f"{update.record_id}: not a Salesforce Contact or Lead id")
+            continue
+        by_type.setdefault(object_type, {})[update.record_id] = update
+    for object_type, group in by_type.items():
+        names = _preference_fields(mapping, object_type)
+        wanted = [names[f] for f in ("preferred_channel", "contact_hours",
+                                     "do_not_market_until") if f in names]
+        columns = ", ".join(dict.fromkeys(["Id", *wanted, *OPT_OUT_FIELDS.values()]))
+        changed: list[dict] = []
+        for part in chunks(list(group.values()), IDS_PER_QUERY):
+            held = {record["Id"]: record for record in api.call(
+                sf.query_all, f"SELECT {columns} FROM {object_type} "
+                              f"WHERE Id IN ({_quoted(u.record_id for u in part)})")["records"]}
+            for update in part:
+                record = _held(held, update.record_id)
+                if record is None:
+                    outcome.skipped.append(f"{update.record_id}: no such {object_type} (deleted?)")
+                    continue
+                fields: dict[str, Any] = {}
+                for name, value in update.values.items():
+                    column = names.get(name)
+                    if column and value not in (None, "") and record.get(column) != value:
+                        fields[column] = value
+                for channel, out in update.opt_outs.items():
+                    column = OPT_OUT_FIELDS.get(channel)
+                    if column and bool(record.get(column)) != out:
+                        fields[column] = out
+                if fields:
+                    changed.append({"attributes": {"type": object_type}, "Id": record["Id"],
+                                    **fields})
+        for part in chunks(changed, COLLECTION_SIZE):
+            ids = [record["Id"] for record in part]
+            results = _send(sf, api, "PATCH", part, ids, outcome)
+            for record_id, result in zip(ids, results or (), strict=False):
+                if result.get("success"):
+                    outcome.done += 1
+                else:
+                    outcome.refused(record_id, result)
+    return outcome

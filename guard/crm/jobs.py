@@ -13,7 +13,7 @@ from connectors.base import Connector
 from guard.crm.settings import CrmSettings
 from guard.crm.sync import connector_errors, connector_from_env, run_sync
 from guard.crm.webhooks import process_inbox
-from guard.crm.writeback import push_tasks, write_flags
+from guard.crm.writeback import push_tasks, write_flags, write_preferences
 from guard.services import services
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ class CrmJob:
             self._step("sync", lambda: self._sync(guard, connector))
         self._step("flags", lambda: write_flags(guard, connector))
         self._step("tasks", lambda: push_tasks(guard, connector))
+        self._step("preferences", lambda: write_preferences(guard, connector))
 
     def _sync(self, guard, connector: Connector) -> None:
         summary, rejected = run_sync(guard, connector)

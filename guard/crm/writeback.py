@@ -203,3 +203,105 @@ def push_tasks(guard, connector: Connector, limit: int = 500) -> int:
     for error in getattr(connector, "write_errors", None) or ():
         log.warning("%s tasks: %s", system, error)
     return created
+
+
+# The pseudo-stream under which each CRM's preference write-back watermark is kept.
+PREFERENCES_STREAM = "guard:preferences"
+_PREFERENCE_FIELDS = ("preferred_channel", "contact_hours", "do_not_market_until")
+
+
+def _preference_changes(guard, since: datetime | None) -> list[tuple[dict, Any]]:
+    """Return (profile, changed at) of people whose preference-page records changed."""
+    from guard.preferences.recording import SYSTEM
+    from guard.store.tables import records
+
+    changed = (sa.select(records.c.person_id, sa.func.max(records.c.updated_at).label("at"))
+               .where(records.c.source_system == SYSTEM, records.c.person_id.is_not(None)))
+    if since is not None:
+        changed = changed.where(records.c.updated_at > since.astimezone(UTC))
+    changed = changed.group_by(records.c.person_id).subquery()
+    query = (sa.select(people.c.profile, changed.c.at)
+             .join(changed, changed.c.person_id == people.c.id)
+             .where(people.c.erased.is_(False)))
+    with read_only(guard.engine.connect()) as conn:
+        return [(profile, changed) for profile, changed in conn.execute(query)]
+
+
+def _salesforce_preferences(guard, connector, profiles: list[dict]) -> tuple[int, set[str]]:
+    from connectors.salesforce.writeback import PreferenceWrite, write_preferences
+    from guard.preferences.recording import TOPICS, welcome
+    from policies.model import Profile
+
+    updates = []
+    for stored in profiles:
+        profile = Profile.from_dict(stored)
+        # The standard checkboxes mean "no contact by this channel": ticked when the
+        # customer turned every topic off for it.
+        opt_outs = {channel: not any(welcome(profile.consents, channel, t) for t in TOPICS)
+                    for channel in ("email", "call")}
+        values = {name: stored.get(name) for name in _PREFERENCE_FIELDS}
+        updates += [PreferenceWrite(record_id, values, opt_outs)
+                    for record_id in _record_ids(stored, "salesforce")]
+    outcome = write_preferences(connector.sf, connector.api, connector.mapping, updates)
+    for line in outcome.failed + outcome.skipped:
+        log.warning("salesforce preferences: %s", line)
+    return outcome.done, {line.split(":", 1)[0].strip() for line in outcome.failed}
+
+
+def _hubspot_preferences(guard, connector, profiles: list[dict]) -> tuple[int, set[str]]:
+    from connectors.hubspot.records import OPT_IN, OPT_OUT
+    from connectors.hubspot.writeback import PreferenceWrite, write_preferences
+    from guard.preferences.recording import SYSTEM, TOPICS, latest
+    from policies.model import Profile
+
+    updates = []
+    for stored in profiles:
+        profile = Profile.from_dict(stored)
+        subscriptions = {}
+        for subscription, target in connector.mapping.subscriptions.items():
+            topic = target if target in TOPICS else guard.policy.purposes.get(target)
+            if not str(subscription).isdigit() or topic not in TOPICS:
+                continue
+            decided = latest(profile.consents, "email", topic)
+            if decided is not None and decided.status == "opt_out":
+                subscriptions[subscription] = OPT_OUT
+            elif decided is not None and decided.source and decided.source.system == SYSTEM:
+                # Subscribed only on the customer's own word, never by default.
+                subscriptions[subscription] = OPT_IN
+        email = (stored.get("emails") or [None])[0]
+        values = {name: stored.get(name) for name in _PREFERENCE_FIELDS}
+        updates += [PreferenceWrite(record_id, email, values, subscriptions)
+                    for record_id in _record_ids(stored, "hubspot")]
+    written, _ = write_preferences(connector.api, connector.mapping, updates)
+    return written, set()
+
+
+_PREFERENCE_WRITERS = {"salesforce": _salesforce_preferences, "hubspot": _hubspot_preferences}
+
+
+def write_preferences(guard, connector: Connector) -> int:
+    """Write the choices customers made on the preference page into the CRM's own fields.
+
+    Preferred channel, contact hours and do-not-market-until go to the fields
+    the connector reads them from; opt-outs to the CRM's own: Salesforce's
+    HasOptedOutOfEmail and DoNotCall, HubSpot's email subscription statuses.
+    """
+    write = _PREFERENCE_WRITERS.get(connector.name)
+    if write is None:
+        return 0
+    bookmarks = StoreBookmarks(guard.engine, connector.name)
+    saved = bookmarks.get(PREFERENCES_STREAM)
+    since = parse_datetime(saved["since"]) if saved and saved.get("since") else None
+    scan_start = guard.clock()
+    changes = _preference_changes(guard, since)
+    if not changes:
+        return 0
+    written, failed = write(guard, connector, [profile for profile, _ in changes])
+    watermark = scan_start - FLAGS_OVERLAP
+    for profile, changed in changes:
+        if failed.intersection(_record_ids(profile, connector.name)):
+            # Tried again next cycle: the watermark may not pass them.
+            watermark = min(watermark, parse_datetime(changed) - timedelta(microseconds=1))
+    if since is None or watermark > since:
+        bookmarks.save(PREFERENCES_STREAM, {"since": watermark.isoformat()})
+    return written

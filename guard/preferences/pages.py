@@ -18,6 +18,7 @@ from datetime import date, timedelta
 from flask import Blueprint, Response, render_template, request
 
 from guard.errors import NotFound
+from guard.http.openapi import register_path
 from guard.preferences import limits, recording
 from guard.preferences.recording import CHANNELS, TOPICS, Choices, Refused
 from guard.preferences.texts import texts_for
@@ -279,3 +280,45 @@ def _read_form(before: Choices) -> tuple[Choices, bool]:
         if not today < pause <= today + PAUSE_MAX:
             raise _Invalid("error.pause")
     return Choices(cells, preferred, hours, pause), stop
+
+
+_TOKEN = {"name": "token", "in": "path", "required": True, "schema": {"type": "string"},
+          "description": "A signed link token; forged, expired or cut ones answer 404."}
+_HTML = {"text/html": {"schema": {"type": "string"}}}
+_PAGE = {"200": {"description": "The page.", "content": _HTML},
+         "404": {"description": "Not a valid link (the same page for every reason).",
+                 "content": _HTML},
+         "429": {"description": "Too many requests from this link or address; see Retry-After.",
+                 "content": _HTML}}
+register_path("/preferences/{token}", {
+    "get": {"summary": "The customer's preference page, for every sender of the company",
+            "tags": ["preferences"], "parameters": [_TOKEN], "responses": _PAGE},
+    "post": {"summary": "Save the preference form (CSRF-protected browser form)",
+             "tags": ["preferences"], "parameters": [_TOKEN],
+             "requestBody": {"content": {"application/x-www-form-urlencoded": {
+                 "schema": {"type": "object", "properties": {
+                     "csrf": {"type": "string"},
+                     **{f"channel_{c}": {"type": "string", "enum": ["on"]} for c in CHANNELS},
+                     **{f"topic_{t}": {"type": "string", "enum": ["on"]} for t in TOPICS},
+                     "preferred_channel": {"type": "string", "enum": ["", *CHANNELS]},
+                     "hours_from": {"type": "string", "example": "09:00"},
+                     "hours_to": {"type": "string", "example": "18:00"},
+                     "pause_until": {"type": "string", "format": "date"},
+                     "stop": {"type": "string", "enum": ["on"]}}}}}},
+             "responses": {**_PAGE, "400": {"description": "A value the page cannot take, or "
+                                                           "a stale form; the page says which.",
+                                            "content": _HTML}}},
+})
+register_path("/u/{token}", {
+    "get": {"summary": "One-click unsubscribe (RFC 8058): asks, changes nothing",
+            "tags": ["preferences"], "parameters": [_TOKEN], "responses": _PAGE},
+    "post": {"summary": "One-click unsubscribe (RFC 8058): opt out of the message's category "
+                        "on its channel; idempotent, no cookie or CSRF token",
+             "tags": ["preferences"], "parameters": [_TOKEN],
+             "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {
+                 "schema": {"type": "object", "required": ["List-Unsubscribe"], "properties": {
+                     "List-Unsubscribe": {"type": "string", "enum": ["One-Click"]}}}}}},
+             "responses": {**_PAGE, "400": {"description": "The body is not "
+                                                           "List-Unsubscribe=One-Click.",
+                                            "content": _HTML}}},
+})

@@ -88,14 +88,18 @@ class Choices:
         return not any(self.cells.values())
 
 
-def welcome(consents: Iterable[Consent], channel: str, topic: str) -> bool:
-    """Say whether the latest consent for a channel and topic leaves it open (as the rule reads)."""
+def latest(consents: Iterable[Consent], channel: str, topic: str) -> Consent | None:
+    """Return the consent that decides a channel and topic, as the consent rule picks it."""
     relevant = [c for c in consents if c.channel in ("*", channel)
                 and c.purpose in ("*", topic) and c.status in ("opt_in", "opt_out")]
-    if not relevant:
-        return True
-    latest = max(relevant, key=lambda c: (c.at or _EPOCH, c.status != "opt_in"))
-    return latest.status != "opt_out"
+    # The latest wins; on a tie the restrictive one.
+    return max(relevant, key=lambda c: (c.at or _EPOCH, c.status != "opt_in"), default=None)
+
+
+def welcome(consents: Iterable[Consent], channel: str, topic: str) -> bool:
+    """Say whether the latest consent for a channel and topic leaves it open."""
+    found = latest(consents, channel, topic)
+    return found is None or found.status != "opt_out"
 
 
 def current(profile) -> Choices:

@@ -20,6 +20,7 @@ from flask import Blueprint, Response, request
 from sqlalchemy.exc import IntegrityError
 
 from guard.errors import Forbidden, InvalidField
+from guard.http.openapi import problem, register_path
 from guard.preferences.recording import SYSTEM, Refused, ingest
 from guard.services import services
 from guard.store.tables import unsubscribes
@@ -108,3 +109,23 @@ def incoming_message() -> Response:
         except Refused as exc:
             raise InvalidField("From", str(exc)) from None
     return Response(EMPTY_TWIML, mimetype="text/xml")
+
+
+register_path(PATH, {"post": {
+    "summary": "Twilio incoming-message webhook: STOP and START become SMS consent",
+    "tags": ["preferences"],
+    "description": "Signed by Twilio (X-Twilio-Signature, the account's auth token). STOP "
+                   "(OptOutType, or a body of only an opt-out keyword) records an SMS opt-out "
+                   "of everything for the From number; START an opt-in; anything else changes "
+                   "nothing. Answers empty TwiML.",
+    "parameters": [{"name": "X-Twilio-Signature", "in": "header", "required": True,
+                    "schema": {"type": "string"}}],
+    "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {
+        "schema": {"type": "object", "required": ["MessageSid", "AccountSid", "From"],
+                   "properties": {name: {"type": "string"} for name in (
+                       "MessageSid", "AccountSid", "From", "To", "Body", "OptOutType")}}}}},
+    "responses": {"200": {"description": "Empty TwiML.",
+                          "content": {"text/xml": {"schema": {"type": "string"}}}},
+                  "400": problem("From or MessageSid is missing."),
+                  "403": problem("Not signed by this guard's Twilio account.")},
+}})

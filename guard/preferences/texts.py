@@ -69,7 +69,6 @@ TEXTS: dict[str, dict[str, str]] = {
                          "recent message from us.",
         "limited.title": "Too many requests",
         "limited.body": "Please wait a minute and try again.",
-        "days.hint": "",
     },
     "de": {
         "title": "Ihre Kontakteinstellungen",
@@ -130,7 +129,6 @@ TEXTS: dict[str, dict[str, str]] = {
                          "Sie den Link aus einer aktuellen Nachricht von uns.",
         "limited.title": "Zu viele Anfragen",
         "limited.body": "Bitte warten Sie eine Minute und versuchen Sie es erneut.",
-        "days.hint": "",
     },
 }
 LANGUAGES = tuple(TEXTS)
