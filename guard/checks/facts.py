@@ -15,14 +15,16 @@ locks: a committed check runs in a write transaction, and writers take turns.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+import weakref
+from collections import namedtuple
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 
 from guard.errors import GuardError
 from guard.ingest import erasure
@@ -30,6 +32,8 @@ from guard.ingest.identity import Ref, erasure_hash
 from guard.ingest.people import resolve_person
 from guard.store import ledger as contact_ledger
 from guard.store.codec import loads_json
+from guard.store.compiled import Compiled
+from guard.store.engine import on_cursor
 from guard.store.tables import campaigns, erasures, identities, ledger, people, records
 from policies.model import Campaign, Consent, Evidence, LedgerEntry, Profile
 
@@ -151,6 +155,59 @@ _STRANGERS_WITHOUT_KEY = _strangers(lambda one_of: sa.select(
     sa.exists(sa.select(erasures.c.hash))))
 
 
+class _OnCursor:
+    """A select compiled for one dialect once, run on the driver's cursor.
+
+    Its parameters and its rows go through SQLAlchemy's own conversions
+    (JSON, timestamps), worked out once; rows come back as named tuples.
+    """
+
+    def __init__(self, statement: sa.Select, dialect: Dialect):
+        self.compiled = Compiled(statement, dialect)
+        columns = list(statement.selected_columns)
+        self.row = namedtuple("Row", [c.key for c in columns])
+        self.convert = [(i, p) for i, p in enumerate(
+            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns)
+            if p is not None]
+
+    def rows(self, conn: Connection, values: Mapping[str, Any]) -> list:
+        compiled = self.compiled
+        converted = []
+        for name in compiled.names:
+            value = values[name] if name in values else compiled.fixed[name]
+            convert = compiled.convert[name]
+            converted.append(convert(value) if convert is not None else value)
+        params = tuple(converted) if compiled.positional \
+            else dict(zip(compiled.names, converted, strict=True))
+        found = on_cursor(conn, compiled.sql, params) or []
+        make, convert = self.row._make, self.convert
+        if not convert:
+            return [make(r) for r in found]
+        out = []
+        for raw in found:
+            row = list(raw)
+            for i, process in convert:
+                row[i] = process(row[i])
+            out.append(make(row))
+        return out
+
+
+_on_cursor: weakref.WeakKeyDictionary[Dialect, dict[int, _OnCursor]] = \
+    weakref.WeakKeyDictionary()
+
+
+def _select(conn: Connection, statements: dict[str, sa.Select], values: Mapping[str, Any]
+            ) -> list:
+    """Run this dialect's one of ``statements`` on the driver's cursor; return its rows."""
+    dialect = conn.dialect
+    statement = statements[dialect.name]
+    built = _on_cursor.setdefault(dialect, {})
+    runner = built.get(id(statement))
+    if runner is None:
+        runner = built[id(statement)] = _OnCursor(statement, dialect)
+    return runner.rows(conn, values)
+
+
 def read_facts(conn: Connection, targets: Collection[Ref], *, since: datetime,
                campaign_ids: Iterable[str | None] = (), lock: Collection[Ref] = (),
                erasure_key: bytes | None) -> Facts:
@@ -174,12 +231,11 @@ def read_facts(conn: Connection, targets: Collection[Ref], *, since: datetime,
                 if person_id:
                     found.people_of[Ref(kind, value)] = person_id
             continue
-        rows = conn.execute(READ_BY_IDENTITY[dialect],
-                            {**params, "kind": kind, "values": sorted(values)}).all()
+        rows = _select(conn, READ_BY_IDENTITY, {**params, "kind": kind, "values": sorted(values)})
         _take(found, rows, since, params["campaign"], kind)
     unread = sorted({p for p in found.people_of.values() if p not in found.profiles})
     if unread:
-        rows = conn.execute(READ_BY_ID[dialect], {**params, "ids": unread}).all()
+        rows = _select(conn, READ_BY_ID, {**params, "ids": unread})
         _take(found, rows, since, params["campaign"])
     strangers = [t for t in targets if t.kind != "person" and (
         t not in found.people_of or found.people_of[t] not in found.profiles)]
@@ -197,8 +253,8 @@ def _lock(conn: Connection, people_of: dict[Ref, str], targets: list[Ref]) -> No
     """Lock the people of ``targets``, by identity or by id, in id order (PostgreSQL)."""
     for kind in sorted({t.kind for t in targets} - {"person"}):
         values = sorted({t.value for t in targets if t.kind == kind})
-        for value, person_id in conn.execute(_LOCK_BY_IDENTITY["postgresql"],
-                                             {"kind": kind, "values": values}):
+        for value, person_id in _select(conn, _LOCK_BY_IDENTITY,
+                                        {"kind": kind, "values": values}):
             people_of[Ref(kind, value)] = person_id
     # Person references go through aliases; and a merge that committed while a lock was
     # awaited took the locked person away from its identity: such a recipient is resolved

@@ -212,6 +212,46 @@ def _tune_sqlite(engine: Engine) -> None:
             connection.exec_driver_sql(f"BEGIN {mode}")
 
 
+def on_cursor(conn: sa.Connection, sql: str, params, *, many: bool = False) -> list | None:
+    """Run driver SQL on ``conn``'s own DBAPI cursor, in its transaction; return rows, if any.
+
+    For the check path's few statements, compiled once: SQLAlchemy's execution
+    context (cache look-up, parameter and result set-up) costs more client CPU
+    than SQLite spends on the statement, and more than a PostgreSQL round trip.
+    Listeners of the cursor events still hear each statement; a driver error is
+    raised as SQLAlchemy's own (a dropped connection invalidated), as
+    ``Connection.execute`` would raise it.
+    """
+    if not conn.in_transaction():
+        conn.begin()  # as Connection.execute would, so every statement is in one transaction
+    dbapi_connection = conn.connection.dbapi_connection
+    cursor = dbapi_connection.cursor()
+    dispatch = conn.dispatch
+    try:
+        if dispatch.before_cursor_execute:
+            dispatch.before_cursor_execute(conn, cursor, sql, params, None, many)
+        if many:
+            cursor.executemany(sql, params)
+        else:
+            cursor.execute(sql, params)
+        if dispatch.after_cursor_execute:
+            dispatch.after_cursor_execute(conn, cursor, sql, params, None, many)
+        return cursor.fetchall() if cursor.description is not None else None
+    except conn.dialect.loaded_dbapi.Error as exc:
+        dialect = conn.dialect
+        dropped = dialect.is_disconnect(exc, dbapi_connection, cursor)
+        if dropped:
+            conn.invalidate(exc)
+        raise sa.exc.DBAPIError.instance(sql, params, exc, dialect.loaded_dbapi.Error,
+                                         connection_invalidated=dropped,
+                                         dialect=dialect) from exc
+    finally:
+        try:
+            cursor.close()
+        except conn.dialect.loaded_dbapi.Error:
+            pass  # a cursor of a dropped connection: nothing left to close
+
+
 def read_only(connection: sa.Connection) -> sa.Connection:
     """Mark a connection's transactions as readers (SQLite: no write lock)."""
     return connection.execution_options(sqlite_begin="DEFERRED")
