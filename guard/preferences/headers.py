@@ -7,7 +7,9 @@ and ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` in its own
 the purpose category. A personalization is one message: with several
 recipients one header would let any of them opt out the others, so it gets
 none. Transactional, billing, service and safety mail gets none either: the
-mailbox providers ask for one-click on bulk commercial mail only.
+mailbox providers ask for one-click on bulk commercial mail only. A message
+sent with a dynamic template also gets ``guard_unsubscribe_url`` and
+``guard_preferences_url`` in each such personalization's template data.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ CATEGORIES = ("marketing", "sales")
 LIST_UNSUBSCRIBE = "List-Unsubscribe"
 LIST_UNSUBSCRIBE_POST = "List-Unsubscribe-Post"
 ONE_CLICK = "List-Unsubscribe=One-Click"
+# Keys a dynamic template's data gets, for links in the mail's own text.
+UNSUBSCRIBE_URL, PREFERENCES_URL = "guard_unsubscribe_url", "guard_preferences_url"
 
 
 def unsubscribe_url(conf: PreferenceSettings, token: str) -> str:
@@ -68,7 +72,16 @@ def add_headers(payload: dict | None, recipients: Sequence, guard, conf: Prefere
         headers = dict(pers.get("headers") or {})
         headers[LIST_UNSUBSCRIBE] = f"<{unsubscribe_url(conf, token)}>"
         headers[LIST_UNSUBSCRIBE_POST] = ONE_CLICK
-        personalizations[position] = {**pers, "headers": headers}
+        changed = {**pers, "headers": headers}
+        if str(payload.get("template_id") or "").startswith("d-"):
+            # A dynamic template can show the links in the mail itself as well.
+            links = {UNSUBSCRIBE_URL: unsubscribe_url(conf, token)}
+            if person:
+                links[PREFERENCES_URL] = f"{conf.public_url}/preferences/" \
+                                         f"{signer.person(person, now)}"
+            changed["dynamic_template_data"] = {**(pers.get("dynamic_template_data") or {}),
+                                                **links}
+        personalizations[position] = changed
     return payload
 
 

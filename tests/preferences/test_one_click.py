@@ -168,3 +168,22 @@ def test_a_person_link_cannot_unsubscribe(app, anna, signer, store):
     token = signer.person(anna, NOW)
     answer = app.test_client().post(f"/u/{token}", data={"List-Unsubscribe": "One-Click"})
     assert answer.status_code == 404
+
+
+def test_a_dynamic_template_gets_both_links_for_its_own_text(app, anna, signer, upstream):
+    _, token = keys.create_key(services(app).engine, "tool", ["send"], sender="dealer:munich",
+                               purpose="newsletter")
+    body = {"personalizations": [{"to": [{"email": ANNA}],
+                                  "dynamic_template_data": {"first_name": "Anna"}}],
+            "from": {"email": "news@dealer.example"}, "template_id": "d-1234"}
+    response = app.test_client().post("/v3/mail/send", json=body,
+                                      headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 202
+    [sent] = upstream.received
+    [pers] = sent.json()["personalizations"]
+    data = pers["dynamic_template_data"]
+    assert data["first_name"] == "Anna"
+    assert f"<{data['guard_unsubscribe_url']}>" == pers["headers"]["List-Unsubscribe"]
+    page = data["guard_preferences_url"]
+    assert page.startswith(f"{PUBLIC}/preferences/")
+    assert signer.read(page.rsplit("/", 1)[1], NOW).person_id == anna
