@@ -16,6 +16,7 @@ are SVG drawn here). Same process, store and keys as the API.
     policy.py     the rules in force; check, test, simulate and publish a draft
     versions.py   policy versions kept in the store
     charts.py     SVG charts drawn on the server
+    describe.py   the pages in the OpenAPI document
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def init_app(app: Flask) -> None:
     """Register the console's pages and the note of each API key's use."""
     from guard.console import (  # noqa: F401 - each module adds its pages to the blueprint
         decisions,
+        describe,
         keys,
         outbox,
         overview,
