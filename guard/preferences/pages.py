@@ -83,14 +83,20 @@ def _limited() -> Response:
     return response
 
 
-def _admitted(token: str | None) -> bool:
-    """Count the request by client address (and link); False when either is over its limit."""
+def _refusal(token: str, valid: bool) -> Response | None:
+    """Count the request; return the answer when its link is not valid or over its limit."""
     conf, engine, now = services().preferences, services().engine, _now()
-    # The address the guard's socket sees: behind a proxy that is the proxy (see README).
-    address = f"a:{request.remote_addr or '-'}"[:80]
-    if not limits.hit(engine, address, conf.rate_per_address, now):
-        return False
-    return token is None or limits.hit(engine, f"t:{digest(token)}", conf.rate_per_token, now)
+    if not valid:
+        # Only requests without a valid link count by address: that is what guessing looks
+        # like, while a mailbox provider posts many customers' one-click unsubscribes from
+        # one address and must never be held back. The address is the one the guard's
+        # socket sees: behind a proxy, the proxy's (see README).
+        address = f"a:{request.remote_addr or '-'}"[:80]
+        within = limits.hit(engine, address, conf.rate_per_address, now)
+        return _not_found() if within else _limited()
+    if not limits.hit(engine, f"t:{digest(token)}", conf.rate_per_token, now):
+        return _limited()
+    return None
 
 
 def _grant(token: str) -> Grant | None:
@@ -140,26 +146,20 @@ def _unsubscribe_page(grant: Grant, token: str, *, done: bool) -> Response:
 @bp.get("/u/<path:token>")
 def unsubscribe_form(token: str) -> Response:
     """Ask before unsubscribing: link checkers follow GETs, so a GET changes nothing."""
-    if not _admitted(None):
-        return _limited()
     grant = _message_grant(token)
-    if grant is None:
-        return _not_found()
-    if not _admitted(token):
-        return _limited()
+    refused = _refusal(token, grant is not None)
+    if refused is not None:
+        return refused
     return _unsubscribe_page(grant, token, done=False)
 
 
 @bp.post("/u/<path:token>")
 def unsubscribe(token: str) -> Response:
     """Record the one-click opt-out (RFC 8058): idempotent, no cookie, no CSRF token."""
-    if not _admitted(None):
-        return _limited()
     grant = _message_grant(token)
-    if grant is None:
-        return _not_found()
-    if not _admitted(token):
-        return _limited()
+    refused = _refusal(token, grant is not None)
+    if refused is not None:
+        return refused
     if request.form.get(ONE_CLICK_FIELD) != ONE_CLICK_VALUE:
         return _page("unsubscribe.html", 400, grant=grant, token=token, done=False,
                      preferences_link=None)
@@ -194,15 +194,9 @@ def _preference_page(token: str, person_id: str, profile: dict, choices: Choices
 
 
 def _open(token: str) -> tuple[str, dict] | Response:
-    if not _admitted(None):
-        return _limited()
     grant = _grant(token)
     found = _person(grant) if grant is not None else None
-    if found is None:
-        return _not_found()
-    if not _admitted(token):
-        return _limited()
-    return found
+    return _refusal(token, found is not None) or found
 
 
 @bp.get("/preferences/<path:token>")

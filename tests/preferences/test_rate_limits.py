@@ -44,3 +44,16 @@ def test_the_count_starts_again_the_next_minute(engine):
     assert all(limits.hit(engine, "t:x", 2, NOW) for _ in range(2))
     assert not limits.hit(engine, "t:x", 2, NOW + timedelta(seconds=30))
     assert limits.hit(engine, "t:x", 2, NOW + timedelta(minutes=1))
+
+
+def test_a_mailbox_provider_posting_many_unsubscribes_from_one_address_is_not_held_back(
+        make_app, signer):
+    from guard.preferences.tokens import SUBJECT_EMAIL
+
+    app = make_app(PREFERENCES_RATE_PER_ADDRESS=3)
+    client = app.test_client()
+    tokens = [signer.message(SUBJECT_EMAIL, f"c{n}@example.com", "oem", "email", "marketing",
+                             NOW) for n in range(6)]
+    codes = [client.post(f"/u/{token}", data={"List-Unsubscribe": "One-Click"}).status_code
+             for token in tokens]
+    assert codes == [200] * 6
