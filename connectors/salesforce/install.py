@@ -16,7 +16,9 @@ from typing import Any
 
 from simple_salesforce import Salesforce
 
+from connectors.salesforce import external_service
 from connectors.salesforce.client import Api
+from connectors.salesforce.external_service import FlowAction
 from connectors.salesforce.mapping import CHANNELS
 
 METADATA_BATCH = 10  # readMetadata / upsertMetadata take at most 10 components a call
@@ -91,20 +93,23 @@ def field_metadata(full_name: str, spec: FieldSpec) -> dict[str, Any]:
     return metadata
 
 
-def permission_sets() -> list[dict[str, Any]]:
-    """Describe the two permission sets that make the fields visible."""
+def permission_sets(flow: FlowAction | None = None) -> list[dict[str, Any]]:
+    """Describe the two permission sets that make the fields (and the Flow action) usable."""
     reps, integration = [], []
     for full_name, spec in desired_fields():
         integration.append({"field": full_name, "readable": True, "editable": True})
         if not full_name.startswith("Activity."):
             reps.append({"field": full_name, "readable": True, "editable": not spec.output})
+    # The integration user runs the Flow action: it may use the guard's key.
+    access = {"externalCredentialPrincipalAccesses": [external_service.principal_access()]} \
+        if flow is not None else {}
     return [
         {"fullName": REPS_PERMISSION_SET, "label": "Contact Guard users",
          "description": "Sales reps: edit the Contact Guard inputs, read its status and flags.",
          "fieldPermissions": reps},
         {"fullName": INTEGRATION_PERMISSION_SET, "label": "Contact Guard integration",
          "description": "The Contact Guard integration user: read and write every guard field.",
-         "fieldPermissions": integration},
+         "fieldPermissions": integration, **access},
     ]
 
 
@@ -158,12 +163,24 @@ def _sync(api: Api, kind: Any, wanted: list[dict[str, Any]], noun: str) -> list[
     return changes
 
 
-def install(sf: Salesforce, api: Api) -> list[str]:
-    """Create or update the plugin's fields and permission sets; return what changed."""
+def install(sf: Salesforce, api: Api, flow: FlowAction | None = None) -> list[str]:
+    """Create or update the plugin's fields and permission sets; return what changed.
+
+    With ``flow``, also the Flow action "Contact Guard: check": its External
+    Credential, Named Credential and External Service, in that order (each
+    names the one before), then the permission sets that grant its principal.
+    """
     mdapi = sf.mdapi
     # zeep keeps its own requests session; give it ours for the timeouts.
     mdapi._client.transport.session = sf.session
     changes = _sync(api, mdapi.CustomField,
                     [field_metadata(name, spec) for name, spec in desired_fields()], "field")
-    changes += _sync(api, mdapi.PermissionSet, permission_sets(), "permission set")
+    if flow is not None:
+        changes += _sync(api, mdapi.ExternalCredential,
+                         [external_service.external_credential()], "external credential")
+        changes += _sync(api, mdapi.NamedCredential,
+                         [external_service.named_credential(flow.url)], "named credential")
+        changes += _sync(api, mdapi.ExternalServiceRegistration,
+                         [external_service.registration(flow.schema)], "external service")
+    changes += _sync(api, mdapi.PermissionSet, permission_sets(flow), "permission set")
     return changes

@@ -76,13 +76,32 @@ def sync(system: str) -> None:
 @_crm_errors
 def install(system: str) -> None:
     """Create the plugin's fields/properties in SYSTEM (safe to run again)."""
-    done = _connector(system).install()
-    if system == "hubspot":
-        done += _hubspot_workflow_action()
+    connector = _connector(system)
+    if system == "salesforce":
+        done = _salesforce_install(connector)
+    else:
+        done = connector.install() + _hubspot_workflow_action()
     for line in done:
         click.echo(line)
     if not done:
         click.echo(f"{system}: everything is installed; nothing changed")
+
+
+def _salesforce_install(connector) -> list[str]:
+    """Install the fields and, when the guard's public URL is known, the Flow action."""
+    import json
+
+    from connectors.salesforce.external_service import FlowAction
+    from connectors.salesforce.install import install as install_salesforce
+    from guard.automation import external_service
+
+    public = (setting("PUBLIC_URL") or "").rstrip("/")
+    if not public.startswith("https://"):
+        click.echo("salesforce: Flow action not deployed: it needs an https GUARD_PUBLIC_URL",
+                   err=True)
+        return connector.install()
+    schema = json.dumps(external_service.document(), separators=(",", ":"))
+    return install_salesforce(connector.sf, connector.api, FlowAction(public, schema))
 
 
 def _hubspot_workflow_action() -> list[str]:

@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
+from guard.automation import via
 from guard.errors import Conflict, GuardError, InvalidField
 from guard.http import keys, openapi
 from guard.http.auth import requires
@@ -104,7 +105,8 @@ def check() -> Response:
     body = load_body(request, _CHECK)
     commit = body.pop("commit")
     attempt = _with_defaults(body)
-    decision = current_guard().check(attempt, commit=commit, defaults=g.api_key.defaults)
+    decision = current_guard().check(attempt, commit=commit, defaults=g.api_key.defaults,
+                                     via=via.from_headers(request.headers))
     return jsonify(decision.to_dict())
 
 

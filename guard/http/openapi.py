@@ -99,6 +99,10 @@ register_path("/v1/check", {"post": _secured("check", {
     "description": "With `commit` (default) an allowed attempt is written to the ledger at "
                    "once; `commit: false` is a dry run. Sender and purpose default to the "
                    "API key's.",
+    "parameters": [{"name": "X-Guard-Via", "in": "header", "required": False,
+                    "schema": {"type": "string", "pattern": "^[a-z][a-z0-9_.-]{0,31}$"},
+                    "description": "The integration the check comes through (e.g. `braze`), "
+                                   "recorded with the decision as `via`."}],
     "requestBody": {"required": True, "content": _json("Check")},
     "responses": {"200": {"description": "The decision.", "content": _json("Decision")}},
 }, errors=_BODY_ERRORS)})

@@ -76,3 +76,12 @@ def decisions(engine) -> list[dict]:
                                       ledger.c.committed).where(ledger.c.id.like("dec_%"))
                             .order_by(ledger.c.id)).mappings().all()
     return [dict(row) for row in rows]
+
+
+@pytest.fixture
+def key(app):
+    """A guard API key with the check scope, as a Flow's principal or Braze would hold."""
+    from guard.http import keys
+
+    _, secret = keys.create_key(app.extensions["guard"].engine, "automation", ["check"])
+    return secret
