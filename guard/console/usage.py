@@ -1,4 +1,4 @@
-"""When each API key was last used, for the Keys page.
+"""When each API key was last used (by a request that succeeded), for the Keys page.
 
 Each process writes a key's use at most once a minute, so the check path
 pays for one small write per key per minute, not per request; the Keys page
@@ -62,7 +62,8 @@ def init_app(app: Flask) -> None:
 
     def note(response: Response) -> Response:
         key = g.get("api_key")
-        if key is not None and uses.due(key.id):
+        # A refused request (bad input, a missing scope) changes nothing, not even this.
+        if key is not None and response.status_code < 400 and uses.due(key.id):
             try:
                 record_use(services(app).engine, key.id)
             except SQLAlchemyError:
