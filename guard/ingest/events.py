@@ -159,6 +159,21 @@ def _timezone(value: Any) -> str:
 
 def _hours(value: Any) -> str:
     text = _text(value)
+    days = ""
+    if text[:1].isalpha():
+        # Days before the hours: "mon-fri 09:00-18:00" (or days alone: "sat,sun").
+        from policies.rules.contact_window import person_window
+
+        first, _, text = text.partition(" ")
+        try:
+            person_window(first)
+        except ValueError:
+            raise ValueError(f"expected hours like '09:00-18:00' or 'mon-fri 09:00-18:00', "
+                             f"got {value!r}") from None
+        days = first.lower()
+        if not text.strip():
+            return days
+        days += " "
     parts = text.replace(" ", "").split("-")
     try:
         if len(parts) != 2:
@@ -169,7 +184,7 @@ def _hours(value: Any) -> str:
                 raise ValueError
     except ValueError:
         raise ValueError(f"expected hours like '09:00-18:00', got {value!r}") from None
-    return "-".join(parts)
+    return days + "-".join(parts)
 
 
 def _cel(value: Any) -> str:

@@ -24,8 +24,9 @@ from guard.preferences.recording import CHANNELS, TOPICS, Choices, Refused
 from guard.preferences.texts import texts_for
 from guard.preferences.tokens import MESSAGE, SUBJECT_PERSON, Grant, Signer, digest
 from guard.services import services
-from policies.localtime import Hours
+from policies.localtime import DAYS, Hours
 from policies.model import Profile
+from policies.rules.contact_window import person_window
 
 bp = Blueprint("preferences", __name__, template_folder="templates")
 
@@ -184,13 +185,36 @@ def _preference_page(token: str, person_id: str, profile: dict, choices: Choices
     cookie = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
     addresses = [mask(a) for a in (profile.get("emails") or [])[:1] +
                  (profile.get("phones") or [])[:1]]
+    hours, days = _window(choices.contact_hours)
     response = _page("preferences.html", status, token=token, choices=choices,
                      channels=CHANNELS, topics=TOPICS, addresses=addresses,
+                     hours=hours.text.split("-") if hours else ("", ""),
+                     days={DAYS[d]: not days or d in days for d in range(7)},
                      csrf=_csrf_value(cookie, token), saved=saved, error=error,
                      today=_now().date().isoformat())
     response.set_cookie(CSRF_COOKIE, cookie, httponly=True, samesite="Strict",
                         secure=request.is_secure, path="/preferences/")
     return response
+
+
+def _days_text(days: list[str]) -> str:
+    """Write days as a person's contact hours hold them: runs of three or more as ranges."""
+    runs: list[list[int]] = []
+    for number in sorted(DAYS.index(day) for day in days):
+        if runs and number == runs[-1][-1] + 1:
+            runs[-1].append(number)
+        else:
+            runs.append([number])
+    return ",".join(f"{DAYS[run[0]]}-{DAYS[run[-1]]}" if len(run) >= 3
+                    else ",".join(DAYS[n] for n in run) for run in runs)
+
+
+def _window(text: str | None):
+    """Read stored contact hours (maybe with days) for the form; unreadable ones show empty."""
+    try:
+        return person_window(text) if text else (None, ())
+    except ValueError:
+        return None, ()
 
 
 def _open(token: str) -> tuple[str, dict] | Response:
@@ -263,6 +287,11 @@ def _read_form(before: Choices) -> tuple[Choices, bool]:
             hours = Hours.parse(f"{start}-{end}").text
         except ValueError:
             raise _Invalid("error.hours") from None
+    # No day ticked means every day, as no hours mean any time ("stop" stops everything).
+    days = [day for day in DAYS if form.get(f"day_{day}") == "on"]
+    if 0 < len(days) < len(DAYS):
+        # Days before the hours, as a person's contact_hours holds them: "mon-fri 09:00-18:00".
+        hours = " ".join(part for part in (_days_text(days), hours) if part)
     pause = None
     text = (form.get("pause_until") or "").strip()
     if text:

@@ -39,6 +39,7 @@ def test_a_customer_sets_preferences_on_a_phone(page, mock, make_app, store, sig
         page.locator("select[name=preferred_channel]").select_option("sms")
         page.locator("input[name=hours_from]").fill("09:00")
         page.locator("input[name=hours_to]").fill("18:00")
+        page.get_by_label("Sun").uncheck()
         page.locator("input[name=pause_until]").fill("2027-01-31")
         page.get_by_role("button", name="Save my preferences").click()
         page.get_by_role("status").wait_for()
@@ -58,4 +59,5 @@ def test_a_customer_sets_preferences_on_a_phone(page, mock, make_app, store, sig
     record = org.record(contact)
     assert record["DoNotCall"] is True and record["HasOptedOutOfEmail"] is False
     assert (record["Guard_Preferred_Channel__c"], record["Guard_Contact_Hours__c"],
-            record["Guard_Do_Not_Market_Until__c"]) == ("sms", "09:00-18:00", "2027-01-31")
+            record["Guard_Do_Not_Market_Until__c"]) == (
+        "sms", "mon-sat 09:00-18:00", "2027-01-31")

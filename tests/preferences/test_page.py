@@ -170,3 +170,15 @@ def test_an_erased_person_s_link_is_a_404(make_app, store, anna, signer):
     accepted(store.ingest([{"type": "erase", "source": {"system": "crm", "id": "e1"},
                             "person": {"person": anna}}]))
     assert app.test_client().get(f"/preferences/{signer.person(anna, NOW)}").status_code == 404
+
+
+def test_contact_days_defer_calls_to_the_next_day_the_customer_chose(client, store, link):
+    weekdays = {f"day_{d}": "on" for d in ("mon", "tue", "wed", "thu", "fri")}
+    save(client, link, {**EVERYTHING, **weekdays, "hours_from": "09:00", "hours_to": "18:00"})
+    saturday = check(store, "service_reminder", channel="call", sender="service",
+                     at="2026-11-28T11:00:00Z")
+    assert saturday.verdict == "defer"
+    assert saturday.not_before.isoformat() == "2026-11-30T09:00:00+01:00"
+    page = client.get(link).get_data(as_text=True)
+    assert re.search(r'name="day_fri"\s+checked', page)
+    assert not re.search(r'name="day_sat"\s+checked', page)
