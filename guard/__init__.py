@@ -10,10 +10,9 @@ from flask import Flask
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: defaults, ``GUARD_*`` environment, ``config``, then each area."""
-    from guard import automation, collector, console, crm, ops, proxy, services
+    from guard import automation, collector, console, crm, ops, preferences, proxy, services
     from guard.config import load as load_settings
     from guard.http import api, problems
-    from guard.preferences import init_app as init_preferences
 
     app = Flask(__name__)
     load_settings(app, config)
@@ -23,7 +22,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.init_app(app)
     proxy.init_app(app)
     crm.init_app(app)
-    init_preferences(app)
+    preferences.init_app(app)
     automation.init_app(app)
     console.init_app(app)
     collector.freeze_start_up_heap()
