@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection
 
 from guard.automation import outcome, via
 from guard.automation.hubspot_action import (
+    ANSWERED,
     COMPLETED,
     DECIDED,
     EXPIRED,
@@ -38,6 +39,8 @@ from guard.store.tables import hubspot_actions
 
 log = logging.getLogger(__name__)
 
+# Executions HubSpot will not ask about again.
+FINISHED = (ANSWERED, COMPLETED, EXPIRED, FAILED)
 # A claimed execution whose worker died is due again after this.
 LEASE = timedelta(minutes=5)
 BATCH = 100
@@ -59,6 +62,7 @@ class HubSpotWaits:
 
     def __call__(self, app: Flask) -> None:
         guard = services(app).guard
+        forget_finished(guard, timedelta(days=app.config["INBOX_RETENTION_DAYS"]))
         recheck_due(guard)
         if not _has(guard.engine, DECIDED):
             return
@@ -69,6 +73,19 @@ class HubSpotWaits:
         if self.api is None:
             self.api = self.factory()
         complete_decided(guard, self.api)
+
+
+def forget_finished(guard, keep: timedelta) -> int:
+    """Delete executions finished longer than ``keep`` ago; return how many.
+
+    HubSpot retries an execution within minutes, so an answer kept as long as
+    a webhook delivery (GUARD_INBOX_RETENTION_DAYS) outlives every retry; the
+    decision itself stays in the ledger.
+    """
+    with guard.engine.begin() as conn:
+        return conn.execute(hubspot_actions.delete().where(
+            hubspot_actions.c.state.in_(FINISHED),
+            hubspot_actions.c.updated_at < guard.clock() - keep)).rowcount
 
 
 def recheck_due(guard, limit: int = BATCH) -> int:

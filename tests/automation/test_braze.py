@@ -15,8 +15,6 @@ import json
 import re
 from pathlib import Path
 
-import pytest
-
 from tests.automation.conftest import customer, decisions
 from tests.conftest import accepted
 
@@ -76,12 +74,12 @@ def test_when_the_guard_cannot_answer_the_message_aborts(client, key):
     assert aborts(connected_content(client, "not-a-key", "anna@example.com"))
 
 
-@pytest.mark.parametrize("via", ["hubspot_workflow", "sfmc_journey", "Braze Campaign", "x" * 33])
 def test_a_via_that_is_not_a_name_or_belongs_to_a_signed_integration_is_refused(
-        client, engine, key, via):
-    answer = client.post("/v1/check", json={"channel": "email", "to": "anna@example.com",
-                                            "purpose": "newsletter", "sender": "oem"},
-                         headers={"Authorization": f"Bearer {key}", "X-Guard-Via": via})
-    assert answer.status_code == 400
-    assert answer.get_json()["detail"].startswith("X-Guard-Via")
+        client, engine, key):
+    for via in ("hubspot_workflow", "sfmc_journey", "Braze Campaign", "x" * 33):
+        answer = client.post("/v1/check", json={"channel": "email", "to": "anna@example.com",
+                                                "purpose": "newsletter", "sender": "oem"},
+                             headers={"Authorization": f"Bearer {key}", "X-Guard-Via": via})
+        assert answer.status_code == 400, via
+        assert answer.get_json()["detail"].startswith("X-Guard-Via"), via
     assert decisions(engine) == []

@@ -113,3 +113,23 @@ def test_without_hubspot_credentials_checked_contacts_wait_for_them(
     HubSpotWaits(None)(app)
     assert state(engine, "cb-creds") == "decided"
     assert fake.completed == {}
+
+
+def test_finished_executions_are_forgotten_after_the_inbox_retention_the_waiting_kept(
+        app, client, guard, engine, clock, fake, job):
+    customer(guard)
+    post(client, execution("cb-done", purpose="newsletter", product=""))
+    clock.now = LATE
+    post(client, execution("cb-wait", **CALL))
+    clock.now = LATE + timedelta(days=6)
+    with engine.begin() as conn:  # a long deferral: cb-wait is due in a month
+        conn.execute(hubspot_actions.update().values(due_at=LATE + timedelta(days=30)).where(
+            hubspot_actions.c.callback_id == "cb-wait"))
+    job(app)
+    assert {state(engine, "cb-done"), state(engine, "cb-wait")} == {"answered", "waiting"}
+    clock.now = LATE + timedelta(days=8)
+    job(app)
+    with engine.connect() as conn:
+        left = conn.execute(sa.select(hubspot_actions.c.callback_id)).scalars().all()
+    assert left == ["cb-wait"]
+    assert len(decisions(engine)) == 2, "the decisions stay in the ledger"

@@ -9,6 +9,9 @@ stand-in Postmonger served in place of the CDN copy records what the page sends.
 
 from __future__ import annotations
 
+import pytest
+
+from guard import create_app
 from guard.automation.sfmc import POSTMONGER
 from tests.browser import served
 
@@ -20,6 +23,17 @@ window.Postmonger = {Session: function () {
   this.trigger = function (name, data) { window.journeyBuilder.sent.push([name, data]); };
 }};
 """
+
+
+@pytest.fixture
+def app(tmp_path, policy):
+    """The page reads only the policy: one store (SQLite) serves it."""
+    from guard.services import services
+
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'guard.db'}", "TESTING": True,
+                      "WARN_MISSING_PROVIDERS": False})
+    yield app
+    services(app).engine.dispose()
 
 
 def test_the_page_fills_in_and_sends_the_activitys_in_arguments(app, page, tmp_path):
