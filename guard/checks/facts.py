@@ -9,8 +9,12 @@ no person are read together in one more statement (erased, or bare consents).
 PostgreSQL, committed checks: the people are first locked, in id order (two
 batches sharing people cannot deadlock), by their own statement: a statement
 that waited for a lock still reads the snapshot from before the wait, and so
-would miss the contact the lock's holder just wrote. SQLite needs no row
-locks: a committed check runs in a write transaction, and writers take turns.
+would miss the contact the lock's holder just wrote. The lock and the read
+go in one pipeline (one round trip), the read starting once the lock is held.
+SQLite needs no row locks: a committed check runs in a write transaction,
+and writers take turns.
+
+The statements run on the driver's cursor, compiled once (``_OnCursor``).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from guard.ingest.people import resolve_person
 from guard.store import ledger as contact_ledger
 from guard.store.codec import loads_json
 from guard.store.compiled import Compiled
-from guard.store.engine import on_cursor
+from guard.store.engine import on_cursor, on_cursor_together
 from guard.store.tables import campaigns, erasures, identities, ledger, people, records
 from policies.model import Campaign, Consent, Evidence, LedgerEntry, Profile
 
@@ -170,21 +174,24 @@ class _OnCursor:
             c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns)
             if p is not None]
 
-    def rows(self, conn: Connection, values: Mapping[str, Any]) -> list:
+    def params(self, values: Mapping[str, Any]) -> Any:
+        """Return ``values`` converted for the driver, in its parameter style."""
         compiled = self.compiled
         converted = []
         for name in compiled.names:
             value = values[name] if name in values else compiled.fixed[name]
             convert = compiled.convert[name]
             converted.append(convert(value) if convert is not None else value)
-        params = tuple(converted) if compiled.positional \
+        return tuple(converted) if compiled.positional \
             else dict(zip(compiled.names, converted, strict=True))
-        found = on_cursor(conn, compiled.sql, params) or []
+
+    def rows(self, found: list | None) -> list:
+        """Return the driver's rows converted, as named tuples."""
         make, convert = self.row._make, self.convert
         if not convert:
-            return [make(r) for r in found]
+            return [make(r) for r in found or ()]
         out = []
-        for raw in found:
+        for raw in found or ():
             row = list(raw)
             for i, process in convert:
                 row[i] = process(row[i])
@@ -196,16 +203,30 @@ _on_cursor: weakref.WeakKeyDictionary[Dialect, dict[int, _OnCursor]] = \
     weakref.WeakKeyDictionary()
 
 
-def _select(conn: Connection, statements: dict[str, sa.Select], values: Mapping[str, Any]
-            ) -> list:
-    """Run this dialect's one of ``statements`` on the driver's cursor; return its rows."""
+def _runner(conn: Connection, statements: dict[str, sa.Select]) -> _OnCursor:
     dialect = conn.dialect
     statement = statements[dialect.name]
     built = _on_cursor.setdefault(dialect, {})
     runner = built.get(id(statement))
     if runner is None:
         runner = built[id(statement)] = _OnCursor(statement, dialect)
-    return runner.rows(conn, values)
+    return runner
+
+
+def _select(conn: Connection, statements: dict[str, sa.Select], values: Mapping[str, Any]
+            ) -> list:
+    """Run this dialect's one of ``statements`` on the driver's cursor; return its rows."""
+    runner = _runner(conn, statements)
+    return runner.rows(on_cursor(conn, runner.compiled.sql, runner.params(values)))
+
+
+def _select_together(conn: Connection, selects: list[tuple[dict[str, sa.Select], Mapping]]
+                     ) -> list[list]:
+    """Run several selects in order (PostgreSQL: in one round trip); return each one's rows."""
+    runners = [_runner(conn, statements) for statements, _ in selects]
+    found = on_cursor_together(conn, [(r.compiled.sql, r.params(values))
+                                      for r, (_, values) in zip(runners, selects, strict=True)])
+    return [r.rows(rows) for r, rows in zip(runners, found, strict=True)]
 
 
 def read_facts(conn: Connection, targets: Collection[Ref], *, since: datetime,
@@ -219,7 +240,8 @@ def read_facts(conn: Connection, targets: Collection[Ref], *, since: datetime,
     looked_up: set[Ref] = set()
     if lock and dialect == "postgresql":
         looked_up = {t for t in targets if t in lock}
-        _lock(conn, found.people_of, list(looked_up))
+        if not _lock_and_read(conn, found, looked_up, params, since):
+            _lock(conn, found.people_of, list(looked_up))
     by_kind: dict[str, set[str]] = {}
     for target in targets:
         if target not in looked_up:
@@ -247,6 +269,39 @@ def read_facts(conn: Connection, targets: Collection[Ref], *, since: datetime,
             row.id: Campaign.from_dict(row.campaign)
             for row in conn.execute(_CAMPAIGNS[dialect], {"ids": missing})})
     return found
+
+
+def _lock_and_read(conn: Connection, found: Facts, targets: set[Ref], params: dict,
+                   since: datetime) -> bool:
+    """Lock and read recipients' people in one round trip (PostgreSQL); False if unsure.
+
+    Each kind's lock and then its read go in one pipeline: the read starts once
+    the lock is held, so its snapshot holds the contact a lock's previous holder
+    wrote. Only when every recipient reads as the person it locked (or neither
+    finds one) do the rows count; otherwise (a person reference, or a merge
+    meanwhile) ``found`` is left as it was, for ``_lock`` and the reads by id.
+    """
+    kinds = sorted({t.kind for t in targets})
+    if not kinds or "person" in kinds:
+        return False
+    values = {kind: sorted({t.value for t in targets if t.kind == kind}) for kind in kinds}
+    results = _select_together(conn, [
+        *((_LOCK_BY_IDENTITY, {"kind": kind, "values": values[kind]}) for kind in kinds),
+        *((READ_BY_IDENTITY, {**params, "kind": kind, "values": values[kind]})
+          for kind in kinds)])
+    locked: dict[Ref, str] = {}
+    for kind, rows in zip(kinds, results[:len(kinds)], strict=True):
+        locked.update((Ref(kind, row.value), row.id) for row in rows)
+    read = Facts({}, {}, {}, set(), {}, {})
+    for kind, rows in zip(kinds, results[len(kinds):], strict=True):
+        _take(read, rows, since, params["campaign"], kind)
+    if any(locked.get(t) != read.people_of.get(t) for t in targets):
+        return False
+    found.people_of.update(read.people_of)
+    found.profiles.update(read.profiles)
+    found.entries.update(read.entries)
+    found.campaigns.update(read.campaigns)
+    return True
 
 
 def _lock(conn: Connection, people_of: dict[Ref, str], targets: list[Ref]) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import fcntl
 import sqlite3
 import threading
+from contextlib import nullcontext
+from typing import Any
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -222,34 +224,52 @@ def on_cursor(conn: sa.Connection, sql: str, params, *, many: bool = False) -> l
     raised as SQLAlchemy's own (a dropped connection invalidated), as
     ``Connection.execute`` would raise it.
     """
+    return on_cursor_together(conn, [(sql, params)], many=many)[0]
+
+
+def on_cursor_together(conn: sa.Connection, statements: list[tuple[str, Any]], *,
+                       many: bool = False) -> list[list | None]:
+    """Run several driver statements in order as ``on_cursor`` does; return each one's rows.
+
+    On PostgreSQL they go in one pipeline: one round trip for all (and for the
+    transaction's BEGIN, when they open it) instead of one each. Each still
+    runs on its own, in order, with its own snapshot in READ COMMITTED.
+    """
     if not conn.in_transaction():
         conn.begin()  # as Connection.execute would, so every statement is in one transaction
     dbapi_connection = conn.connection.dbapi_connection
-    cursor = dbapi_connection.cursor()
     dispatch = conn.dispatch
+    cursors: list = []
+    sql, params = statements[0]
     try:
-        if dispatch.before_cursor_execute:
-            dispatch.before_cursor_execute(conn, cursor, sql, params, None, many)
-        if many:
-            cursor.executemany(sql, params)
-        else:
-            cursor.execute(sql, params)
-        if dispatch.after_cursor_execute:
-            dispatch.after_cursor_execute(conn, cursor, sql, params, None, many)
-        return cursor.fetchall() if cursor.description is not None else None
+        together = len(statements) > 1 and hasattr(dbapi_connection, "pipeline")
+        with dbapi_connection.pipeline() if together else nullcontext():
+            for sql, params in statements:
+                cursor = dbapi_connection.cursor()
+                cursors.append(cursor)
+                if dispatch.before_cursor_execute:
+                    dispatch.before_cursor_execute(conn, cursor, sql, params, None, many)
+                if many:
+                    cursor.executemany(sql, params)
+                else:
+                    cursor.execute(sql, params)
+                if dispatch.after_cursor_execute:
+                    dispatch.after_cursor_execute(conn, cursor, sql, params, None, many)
+        return [c.fetchall() if c.description is not None else None for c in cursors]
     except conn.dialect.loaded_dbapi.Error as exc:
         dialect = conn.dialect
-        dropped = dialect.is_disconnect(exc, dbapi_connection, cursor)
+        dropped = dialect.is_disconnect(exc, dbapi_connection, cursors[-1] if cursors else None)
         if dropped:
             conn.invalidate(exc)
         raise sa.exc.DBAPIError.instance(sql, params, exc, dialect.loaded_dbapi.Error,
                                          connection_invalidated=dropped,
                                          dialect=dialect) from exc
     finally:
-        try:
-            cursor.close()
-        except conn.dialect.loaded_dbapi.Error:
-            pass  # a cursor of a dropped connection: nothing left to close
+        for cursor in cursors:
+            try:
+                cursor.close()
+            except conn.dialect.loaded_dbapi.Error:
+                pass  # a cursor of a dropped connection: nothing left to close
 
 
 def read_only(connection: sa.Connection) -> sa.Connection:

@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
+from guard.store.engine import on_cursor
 from guard.store.tables import ledger
 from guard.store.util import chunks
 from policies.model import Attempt, Decision, Evidence, LedgerEntry, parse_datetime
@@ -108,7 +109,8 @@ def insert_rows(conn: Connection, rows: list) -> None:
         return
     # One row as a plain execute: psycopg runs executemany through pipeline mode, an
     # extra sync round trip that a single check would pay every time.
-    conn.exec_driver_sql(_raw_insert(conn.dialect).sql, rows[0] if len(rows) == 1 else rows)
+    many = len(rows) > 1
+    on_cursor(conn, _raw_insert(conn.dialect).sql, rows if many else rows[0], many=many)
 
 
 @dataclass(frozen=True)
