@@ -20,7 +20,7 @@ from connectors.hubspot.client import Api
 from guard.automation.hubspot_action import duration
 from guard.automation.hubspot_waits import HubSpotWaits
 from guard.store.tables import hubspot_actions
-from tests.automation.conftest import customer, decisions
+from tests.automation.conftest import SECRET, customer, decisions
 from tests.automation.test_hubspot_action import execution, post
 
 # 22:30 in Berlin: calls wait for 08:00 there (the shipped policy's call-hours).
@@ -133,3 +133,20 @@ def test_finished_executions_are_forgotten_after_the_inbox_retention_the_waiting
         left = conn.execute(sa.select(hubspot_actions.c.callback_id)).scalars().all()
     assert left == ["cb-wait"]
     assert len(decisions(engine)) == 2, "the decisions stay in the ledger"
+
+
+def test_guard_worker_completes_the_callback_with_the_crms_hubspot_credentials(
+        guard, engine, clock, fake, monkeypatch):
+    from guard import create_app
+    from guard.worker import run
+
+    monkeypatch.setenv("GUARD_HUBSPOT_TOKEN", fake.token)
+    monkeypatch.setenv("GUARD_HUBSPOT_URL", fake.url)
+    monkeypatch.setenv("GUARD_SYNC_INTERVAL", "86400")
+    app = create_app({"GUARD": guard, "TESTING": True, "HUBSPOT_WEBHOOK_SECRET": SECRET})
+    customer(guard)
+    clock.now = LATE
+    post(app.test_client(), execution("cb-worker", **CALL))
+    clock.now = OPENS
+    run(app, once=True)
+    assert fake.completed["cb-worker"][0]["outputFields"]["verdict"] == "allow"
