@@ -32,9 +32,24 @@ REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _MAX_BODY_TO_READ = 64 * 1024
 
 
+# Fields whose values the guard makes itself (ids, route templates, states, counts): never
+# personal data, so not scanned.
+SAFE_FIELDS = frozenset({
+    "event", "method", "route", "status", "duration_ms", "key_id",
+    "decision_ids", "outbox_id", "provider", "resource", "outcome", "upstream_status",
+    "attempts", "crm", "result", "records", "rejected"})
+
+
 def mask(text: str) -> str:
     """Replace e-mail addresses and phone numbers in ``text``."""
     return PHONE.sub("[phone]", EMAIL.sub("[email]", text))
+
+
+def _masked(value: Any) -> Any:
+    """Mask a field's value: text as text, anything else as its JSON text."""
+    if isinstance(value, str):
+        return mask(value)
+    return json.loads(mask(json.dumps(value, default=str, ensure_ascii=False)))
 
 
 class JsonFormatter(logging.Formatter):
@@ -51,12 +66,19 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        line.update(getattr(record, "fields", None) or {})
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
-        text = json.dumps(line, default=str, ensure_ascii=False)
-        # Masked after encoding: one pass covers the message, every field and the traceback.
-        return text if self.personal_data else mask(text)
+        fields = getattr(record, "fields", None) or {}
+        if not self.personal_data:
+            line["msg"] = mask(line["msg"])
+            if "exc" in line:
+                line["exc"] = mask(line["exc"])
+            # Fields the guard fills with ids, names of routes and numbers are left as they
+            # are; any other (an error text, a caller's value) is masked.
+            fields = {k: v if k in SAFE_FIELDS or isinstance(v, int | float | None)
+                      else _masked(v) for k, v in fields.items()}
+        line.update(fields)
+        return json.dumps(line, default=str, ensure_ascii=False)
 
 
 class StderrHandler(logging.StreamHandler):
