@@ -1,9 +1,11 @@
 """The overview: verdicts per day (30 days), top stopping rules, outbox by state, CRM sync.
 
-Counting 30 days of a large ledger is not a page-load's work: each process keeps
-the counts of whole past days for ``PAST_DAYS_SECONDS`` and counts only today
-live, from the index ``ix_ledger_at_id`` alone. The top rules are those of the
-newest ``RULES_SAMPLE`` stopped contacts of the 30 days, kept for ``RULES_SECONDS``.
+Counting 30 days of a large ledger is not a page-load's work. A day's counts
+are taken once, the first time the overview shows it after it ended, and kept
+in ``console_days`` for every replica (a decision recorded later with an
+earlier time is not in them); today is counted live, from the index
+``ix_ledger_at_id`` alone. The top rules are those of the newest
+``RULES_SAMPLE`` stopped contacts of the 30 days, kept for ``RULES_SECONDS``.
 """
 
 from __future__ import annotations
@@ -15,13 +17,21 @@ from time import monotonic
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.exc import IntegrityError
 
 from guard.console import charts
 from guard.console.pages import bp, engine, page
 from guard.crm.writeback import FLAGS_STREAM
 from guard.services import services
 from guard.store.engine import read_only
-from guard.store.tables import erasure_notices, ledger, owner_tasks, people, sync_bookmarks
+from guard.store.tables import (
+    console_days,
+    erasure_notices,
+    ledger,
+    owner_tasks,
+    people,
+    sync_bookmarks,
+)
 from policies.model import VERDICTS, parse_datetime
 
 DAYS = 30
@@ -77,11 +87,36 @@ def verdicts_per_day(now: datetime) -> tuple[list[str], dict[str, Counter]]:
     today = datetime.combine(now.astimezone(UTC).date(), time(), UTC)
     first = today - timedelta(days=DAYS - 1)
     days = [(first + timedelta(days=i)).date().isoformat() for i in range(DAYS)]
-    past = _cache().get(f"days:{first.date()}", PAST_DAYS_SECONDS,
-                        lambda: _day_counts(first, today))
-    counts = dict(past)
+    counts = dict(_cache().get(f"days:{first.date()}", PAST_DAYS_SECONDS,
+                               lambda: past_days(days[:-1])))
     counts.update(_day_counts(today, today + timedelta(days=1)))
     return days, counts
+
+
+def past_days(days: list[str]) -> dict[str, Counter]:
+    """Return the counts of ended days, counting (once, for every replica) those not kept yet."""
+    counts: dict[str, Counter] = {}
+    with read_only(engine().connect()) as conn:
+        for day, verdict, n in conn.execute(
+                sa.select(console_days.c.day, console_days.c.verdict, console_days.c.n)
+                .where(console_days.c.day.in_(days))):
+            counts.setdefault(day, Counter())[verdict] = n
+    missing = [day for day in days if day not in counts]
+    if not missing:
+        return counts
+    start = datetime.fromisoformat(missing[0]).replace(tzinfo=UTC)
+    end = datetime.fromisoformat(missing[-1]).replace(tzinfo=UTC) + timedelta(days=1)
+    found = _day_counts(start, end)
+    rows = [{"day": day, "verdict": verdict, "n": found.get(day, Counter())[verdict]}
+            for day in missing for verdict in VERDICTS]
+    try:
+        with engine().begin() as conn:
+            conn.execute(sa.insert(console_days), rows)
+    except IntegrityError:
+        pass  # another replica counted them at the same time: the same counts
+    for day in missing:
+        counts[day] = Counter({v: found.get(day, Counter())[v] for v in VERDICTS})
+    return counts
 
 
 def top_rules(now: datetime) -> tuple[list[tuple[str, int]], int]:

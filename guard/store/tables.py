@@ -328,6 +328,16 @@ policy_versions = sa.Table(
     sa.Column("key_name", sa.String(255)),
 )
 
+# Decisions per UTC day and verdict, counted once after the day ended (the console's
+# overview); every verdict of a counted day has a row, zeros too.
+console_days = sa.Table(
+    "console_days",
+    metadata,
+    sa.Column("day", sa.String(10), primary_key=True),
+    sa.Column("verdict", sa.String(16), primary_key=True),
+    sa.Column("n", sa.Integer, nullable=False),
+)
+
 key_uses = sa.Table(
     "key_uses",
     metadata,

@@ -199,3 +199,27 @@ def test_forms_label_every_field(admin, world):
         for field in re.findall(r'<(?:input|select|textarea)\b[^>]*\bid="([^"]+)"', html):
             assert f'for="{field}"' in html, (path, field)
         assert csrf_of(html) if "method=\"post\"" in html else True
+
+
+def test_ended_days_are_counted_once_and_kept_for_every_replica(app, admin, store, world):
+    import sqlalchemy as sa
+
+    from guard import create_app
+    from guard.store.tables import console_days
+
+    store.check({"channel": "email", "to": "anna@example.com", "purpose": "newsletter",
+                 "sender": "oem", "at": "2026-11-20T10:00:00Z"})
+    assert "2026-11-20: 1 allow" in text(admin.get("/console/"))
+    with store.engine.connect() as conn:
+        kept = {(r.day, r.verdict): r.n for r in conn.execute(sa.select(console_days))}
+    assert kept[("2026-11-20", "allow")] == 1 and kept[("2026-11-19", "block")] == 0
+    assert ("2026-11-23", "allow") not in kept  # today is counted live
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(console_days).where(console_days.c.day == "2026-11-20",
+                                                   console_days.c.verdict == "allow")
+                     .values(n=7))
+    replica = create_app({"GUARD": store, "TESTING": True})
+    client = replica.test_client()
+    client.set_cookie("guard_console", admin.get_cookie("guard_console", path="/console").value,
+                      path="/console")
+    assert "2026-11-20: 7 allow" in text(client.get("/console/"))

@@ -1,4 +1,4 @@
-"""The admin console: sessions, its audit log, stored policy versions, key use, ledger by time.
+"""The admin console: sessions, audit log, policy versions, daily counts, key use, ledger by time.
 
 Revision ID: 0010
 Revises: 0009
@@ -46,6 +46,12 @@ def upgrade() -> None:
         sa.Column("key_name", sa.String(255)),
     )
     op.create_table(
+        "console_days",
+        sa.Column("day", sa.String(10), primary_key=True),
+        sa.Column("verdict", sa.String(16), primary_key=True),
+        sa.Column("n", sa.Integer, nullable=False),
+    )
+    op.create_table(
         "key_uses",
         sa.Column("key_id", sa.String(40), primary_key=True),
         sa.Column("last_used_at", _TIME, nullable=False),
@@ -56,6 +62,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_ledger_at_id", table_name="ledger")
     op.drop_table("key_uses")
+    op.drop_table("console_days")
     op.drop_table("policy_versions")
     op.drop_table("console_audit")
     op.drop_table("console_sessions")
