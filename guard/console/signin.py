@@ -6,7 +6,7 @@ import secrets
 
 from flask import g, redirect, request, url_for
 
-from guard.console import audit, session
+from guard.console import audit, session, usage
 from guard.console.pages import (
     PageError,
     bp,
@@ -58,6 +58,7 @@ def login():
                 response.delete_cookie(session.LOGIN_COOKIE, path="/console")
                 with engine().begin() as conn:
                     audit.record(conn, _as_viewer(key), "sign-in")
+                usage.record_use(engine(), key.id)
                 return response
     nonce = nonce or secrets.token_urlsafe(24)
     body, code = page("console/login.html", status=status, title="Sign in", problem=problem,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from guard.console import session
+from guard.console import session, usage
 from guard.http import keys
 from guard.services import services
 from guard.store.tables import console_audit, console_sessions, settings
@@ -145,3 +145,4 @@ def test_changes_and_sign_ins_are_in_the_audit_log(app, admin, world):
         ("Ada admin", "sign-in", None), ("Ada admin", "outbox.mark_sent", world["unknown"])]
     html = admin.get("/console/audit").get_data(as_text=True)
     assert "outbox.mark_sent" in html and world["unknown"] in html and rows[0].key_id in html
+    assert rows[0].key_id in usage.last_used(services(app).engine)  # signing in is a use
