@@ -223,3 +223,14 @@ def test_ended_days_are_counted_once_and_kept_for_every_replica(app, admin, stor
     client.set_cookie("guard_console", admin.get_cookie("guard_console", path="/console").value,
                       path="/console")
     assert "2026-11-20: 7 allow" in text(client.get("/console/"))
+
+
+def test_quotes_and_sql_in_filters_and_search_match_nothing(admin, world):
+    for path in ("/console/decisions?rule=x%27%20OR%20%271%27%3D%271",
+                 "/console/decisions?sender=%27%3B%20DROP%20TABLE%20ledger%3B--",
+                 "/console/people?q=%25%27%20OR%201%3D1--", "/console/people?q=%22%3E%3Cb%3E"):
+        response = admin.get(path)
+        assert response.status_code == 200, path
+        html = text(response)
+        assert "No decisions match" in html or "Nobody matches" in html, path
+    assert world["decisions"][0].decision_id in text(admin.get("/console/decisions"))
