@@ -42,7 +42,7 @@ def scheduled_jobs(app: Flask) -> list[Job]:
     ran out leaves for the CRM in the same cycle.
     """
     return [refresh_flags, purge_expired, *crm_jobs(services(app).crm),
-            hubspot_waits.waits_job(app)]
+            *hubspot_waits.waits_jobs(app)]
 
 
 def run(app: Flask, *, once: bool = False, interval: float = 5.0,

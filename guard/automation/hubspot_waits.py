@@ -186,15 +186,21 @@ def _aware(at: datetime | None) -> datetime | None:
     return at.replace(tzinfo=UTC)
 
 
-def waits_job(app: Flask) -> HubSpotWaits:
-    """Build the worker's job, completing callbacks with the CRM's HubSpot credentials."""
+def waits_jobs(app: Flask) -> list[HubSpotWaits]:
+    """List the worker's job for HubSpot workflow actions: one when the action is enabled.
+
+    The action is enabled by the app's secret (GUARD_HUBSPOT_WEBHOOK_SECRET); the
+    job completes callbacks with the CRM's HubSpot credentials.
+    """
     conf = services(app).crm
+    if not conf.webhook_secret:
+        return []
     if "hubspot" not in conf.systems:
-        return HubSpotWaits(None)
+        return [HubSpotWaits(None)]
 
     def factory():
         from guard.crm.sync import connector_from_env
 
         return connector_from_env("hubspot", conf.environ).api
 
-    return HubSpotWaits(factory)
+    return [HubSpotWaits(factory)]
