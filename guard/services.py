@@ -50,6 +50,8 @@ class PolicyWatch:
         self.base = base
         self.every = every
         self.marker: str | None = None
+        # The stored version that failed to load, if the one in force is not the marker's.
+        self.failed: str | None = None
         self._checked = float("-inf")
         self._lock = threading.Lock()
 
@@ -69,10 +71,11 @@ class PolicyWatch:
                     return
                 row = versions.get(self.guard.engine, marker) if marker else None
                 self.guard.policy = versions.parse(row.text) if row else self.base
-                self.marker = marker
+                self.marker, self.failed = marker, None
             except SQLAlchemyError as exc:
                 log.warning("stored policy not read (store not ready): %s", exc)
             except PolicyError as exc:
+                self.marker = self.failed = marker  # said once, not at every look
                 log.error("stored policy version %s has problems; keeping %s: %s", marker,
                           self.guard.policy.version, exc)
 

@@ -134,6 +134,7 @@ def _render(where: Source, draft: str, *, status: int = 200, **context):
     return page("console/policy.html", status=status, title="Policy", where=where,
                 policy=policy, rules=_rules(policy), draft=draft, lines=lines,
                 history=history, current_id=watch.marker if watch else None,
+                failed=watch.failed if watch else None,
                 files=_folder(where.files) if where.from_files and where.files.is_dir() else [],
                 file_name=Path(where.file).name, **context)
 

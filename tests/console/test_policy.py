@@ -166,3 +166,18 @@ def test_a_worker_follows_a_published_version_each_cycle(store, admin):
     assert act(admin, "publish", NO_NEWSLETTERS).status_code == 302
     worker.run(worker_app, once=True)
     assert "no-email-newsletters" in {r.id for r in services(worker_app).guard.policy.rules}
+
+
+def test_a_stored_version_that_no_longer_loads_leaves_the_policy_in_force(store, caplog):
+    from guard.console import versions
+
+    app = create_app({"GUARD": _twin(store), "TESTING": True, "POLICY_POLL_SECONDS": 0})
+    before = services(app).guard.policy.version
+    with store.engine.begin() as conn:
+        versions.publish(conn, "rules: [", "sha256:broken", "key_x", "someone")
+    app.test_client().get("/healthz")
+    assert services(app).guard.policy.version == before
+    assert caplog.text.count("has problems; keeping") == 1
+    app.test_client().get("/healthz")
+    assert caplog.text.count("has problems; keeping") == 1  # said once
+    assert services(app).policies.failed == "1"
