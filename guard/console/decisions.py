@@ -84,7 +84,7 @@ def read_filters(args) -> tuple[Filters, list]:
             raise PageError(f"purpose: the policy knows no purpose {found.purpose!r}")
         conditions.append(ledger.c.purpose == found.purpose)
     if found.sender:
-        conditions.append(ledger.c.sender == found.sender)
+        conditions.append(_sender(found.sender))
     if found.since:
         conditions.append(ledger.c.at >= _moment("since", found.since, end=False))
     if found.until:
@@ -94,6 +94,14 @@ def read_filters(args) -> tuple[Filters, list]:
     if found.rule:
         conditions.append(_has_rule(found.rule))
     return found, conditions
+
+
+def _sender(pattern: str) -> sa.ColumnElement:
+    """Match a sender by name, or by a pattern such as ``dealer:*`` (as policies write them)."""
+    if "*" not in pattern:
+        return ledger.c.sender == pattern
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return ledger.c.sender.like(escaped.replace("*", "%"), escape="\\")
 
 
 def _person_id(text: str) -> str:

@@ -234,3 +234,13 @@ def test_quotes_and_sql_in_filters_and_search_match_nothing(admin, world):
         html = text(response)
         assert "No decisions match" in html or "Nobody matches" in html, path
     assert world["decisions"][0].decision_id in text(admin.get("/console/decisions"))
+
+
+def test_a_sender_pattern_matches_like_a_policy_pattern(admin, store, world):
+    for sender in ("dealer:munich", "dealer:berlin"):
+        store.check({"channel": "email", "to": "anna@example.com", "purpose": "newsletter",
+                     "sender": sender, "commit": False})
+    html = text(admin.get("/console/decisions?sender=dealer:*"))
+    assert html.count("<td>dealer:") == 2 and "<td>oem</td>" not in html
+    assert text(admin.get("/console/decisions?sender=dealer:m*")).count("<td>dealer:") == 1
+    assert "No decisions match" in text(admin.get("/console/decisions?sender=deal_r:*"))
