@@ -73,9 +73,9 @@ QUICK = Size(mode="quick", rounds=3, engine_people=2_000, engine_attempts=3_000,
              http_probe_seconds=0.5, http_seconds=0.7, proxy_sends=60,
              screen_people=5_000, screen_recipients=5_000, sync_records=300)
 FULL = Size(mode="full", rounds=5, engine_people=10_000, engine_attempts=20_000,
-            store_people=10_000, store_template=1_000, store_checks=3_000,
+            store_people=10_000, store_template=1_000, store_checks=1_000,
             growth_small=10_000, growth_large=1_000_000, growth_checks=3_000,
-            http_probe_seconds=3, http_seconds=6, proxy_sends=400,
+            http_probe_seconds=3, http_seconds=4, proxy_sends=400,
             screen_people=1_000_000, screen_recipients=200_000, sync_records=10_000)
 
 
