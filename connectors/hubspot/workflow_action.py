@@ -85,7 +85,7 @@ def definition(action_url: str) -> dict:
             "appDisplayName": "Contact Guard",
             "actionDescription": "Check the enrolled contact against purchases, contracts, "
                                  "consent and contact history; branch on the verdict.",
-            "actionCardContent": "Contact Guard: {{channel}} {{purpose}} from {{sender}}",
+            "actionCardContent": "Check this contact with Contact Guard",
             "inputFieldLabels": {name: label for name, label, _, _ in INPUTS},
             "inputFieldDescriptions": {name: text for name, _, text, _ in INPUTS},
             "outputFieldLabels": dict(OUTPUTS),
