@@ -28,7 +28,7 @@ from guard.http.openapi import PROBLEMS, problem, register_path
 from guard.services import services
 from policies.model import VERDICTS
 
-bp = Blueprint("sfmc", __name__, url_prefix="/hooks/sfmc")
+bp = Blueprint("sfmc", __name__, url_prefix="/hooks/sfmc", static_folder="static")
 
 PREFIX = "/hooks/sfmc"
 # The inArguments of the activity: the names of POST /v1/check.
@@ -37,8 +37,9 @@ LIFECYCLE = ("save", "validate", "publish", "stop")
 LABELS = {"allow": "Allow", "block": "Block", "defer": "Defer", "reroute": "Reroute"}
 # A journey sends one contact per request: a few KiB of JWT.
 MAX_BYTES = 64 * 1024
-# Salesforce's Postmonger library, which Journey Builder's own samples load from npm.
-POSTMONGER = "https://cdn.jsdelivr.net/npm/postmonger@0.0.16/postmonger.js"
+# Salesforce's Postmonger library (npm postmonger 0.0.16, BSD/MIT, licence beside it),
+# shipped in the package: the page loads nothing from a third party's CDN.
+POSTMONGER = f"{PREFIX}/static/postmonger.js"
 # Journey Builder waits at most this long (ms) for execute; checks answer in milliseconds.
 TIMEOUT_MS = 10_000
 
@@ -289,6 +290,13 @@ register_path(f"{PREFIX}/", {"get": {
     "summary": "The activity's configuration page, shown by Journey Builder.",
     "responses": {"200": {"description": "HTML.", "content": {"text/html": {
         "schema": {"type": "string"}}}}},
+}})
+register_path(f"{PREFIX}/static/{{filename}}", {"get": {
+    "operationId": "sfmcActivityStatic",
+    "summary": "The configuration page's script (Postmonger) and its licence.",
+    "parameters": [{"in": "path", "name": "filename", "required": True,
+                    "schema": {"type": "string"}}],
+    "responses": {"200": {"description": "The file."}, "404": {"description": "No such file."}},
 }})
 register_path(f"{PREFIX}/index.html", {"get": {
     "operationId": "sfmcActivityPageFile",
