@@ -210,6 +210,10 @@ class RecordedDecisionSchema(DecisionSchema):
 
     attempt = fields.Dict(required=True)
     at = fields.String(metadata={"format": "date-time"})
+    via = fields.String(allow_none=True, metadata={
+        "description": "The integration the check came through (hubspot_workflow, "
+                       "sfmc_journey, salesforce_flow, or a caller's X-Guard-Via); null for a "
+                       "plain API call or the proxy."})
 
     class Meta:
         unknown = "include"
