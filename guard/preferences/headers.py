@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
 
 from guard.preferences.settings import PreferenceSettings
-from guard.preferences.tokens import SUBJECT_EMAIL, SUBJECT_PERSON, Signer
+from guard.preferences.settings import signer as link_signer
+from guard.preferences.tokens import SUBJECT_EMAIL, SUBJECT_PERSON
 
 # Purpose categories whose mail carries a one-click unsubscribe.
 CATEGORIES = ("marketing", "sales")
@@ -47,7 +47,9 @@ def add_headers(payload: dict | None, recipients: Sequence, guard, conf: Prefere
     """
     if payload is None or not conf.links:
         return payload
-    signer = Signer(conf.keys, timedelta(days=conf.token_days))
+    signer = link_signer(conf, guard.engine)
+    if signer is None:
+        return payload
     policy, now = guard.policy, guard.clock()
     people = {r.email.lower(): getattr(r.decision, "person", None) for r in recipients}
     message_args = _args(payload.get("custom_args"))

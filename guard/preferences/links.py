@@ -7,14 +7,13 @@ the page that governs what they receive.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
 
 from flask import Blueprint, Response, jsonify, request
 
 from guard.errors import Conflict, InvalidField, NotFound
 from guard.http.auth import requires
 from guard.http.openapi import PROBLEMS, problem, register_path
-from guard.preferences.tokens import Signer
+from guard.preferences.settings import signer as link_signer
 from guard.services import services
 
 bp = Blueprint("preferences_links", __name__)
@@ -30,15 +29,15 @@ def preference_link() -> Response:
     if not isinstance(body, Mapping) or body.get("to") in (None, ""):
         raise InvalidField("to", "required: an email address, a phone number or a reference")
     conf = services().preferences
-    if not conf.links:
-        raise Conflict("GUARD_PUBLIC_URL and GUARD_PREFERENCES_KEYS are not set: the guard "
-                       "makes no links")
+    signer = link_signer(conf, services().engine) if conf.links else None
+    if signer is None:
+        raise Conflict("GUARD_PUBLIC_URL is not set: the guard makes no links",
+                       field="GUARD_PUBLIC_URL")
     guard = services().guard
     person_id = guard.resolve(body["to"])
     if person_id is None:
         raise NotFound("to: no person matches this recipient", field="to")
     now = guard.clock()
-    signer = Signer(conf.keys, timedelta(days=conf.token_days))
     expires = now + signer.lifetime
     return jsonify({"person": person_id,
                     "url": f"{conf.public_url}/preferences/{signer.person(person_id, now)}",
@@ -61,5 +60,5 @@ register_path(PATH, {"post": {
             "expires": {"type": "string", "format": "date-time"}}}}}},
                   "400": PROBLEMS["400"], "401": PROBLEMS["401"], "403": PROBLEMS["403"],
                   "404": problem("No person matches the recipient."),
-                  "409": problem("GUARD_PUBLIC_URL or GUARD_PREFERENCES_KEYS is not set.")},
+                  "409": problem("GUARD_PUBLIC_URL is not set.")},
 }})

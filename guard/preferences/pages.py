@@ -21,6 +21,7 @@ from guard.errors import NotFound
 from guard.http.openapi import register_path
 from guard.preferences import limits, recording
 from guard.preferences.recording import CHANNELS, TOPICS, Choices, Refused
+from guard.preferences.settings import signer as link_signer
 from guard.preferences.texts import texts_for
 from guard.preferences.tokens import MESSAGE, SUBJECT_PERSON, Grant, Signer, digest
 from guard.services import services
@@ -49,8 +50,7 @@ def _now():
 
 
 def _signer() -> Signer | None:
-    conf = services().preferences
-    return Signer(conf.keys, timedelta(days=conf.token_days)) if conf.keys else None
+    return link_signer(services().preferences, services().engine)
 
 
 def _page(template: str, status: int = 200, **values) -> Response:
@@ -175,7 +175,10 @@ def unsubscribe(token: str) -> Response:
 
 
 def _csrf_value(cookie: str, token: str) -> str:
-    key = services().preferences.keys[services().preferences.signing_key_id]
+    signing = _signer()
+    if signing is None:  # the store's key went out of reach since the link was read
+        raise NotFound("token: not found", field="token")
+    key = signing.keys[signing.key_id]
     return hmac.new(key, f"csrf|{cookie}|{digest(token)}".encode(), hashlib.sha256).hexdigest()
 
 

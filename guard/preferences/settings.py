@@ -5,14 +5,25 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
 from guard.config import ConfigurationError
+from guard.preferences.tokens import Signer
+from guard.store.secrets import read_secret, stored_secret
 
 # A key signs links that change what reaches a customer: at least 256 bits' worth of text.
 KEY_MIN_LENGTH = 32
 _KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
+# Without GUARD_PREFERENCES_KEYS, links are signed with a key the store makes once, shared
+# by every replica, under this id.
+STORED_KEY_ID = "store"
+STORED_KEY_SETTING = "preferences_key"
 _COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 
 
@@ -38,8 +49,38 @@ class PreferenceSettings:
 
     @property
     def links(self) -> bool:
-        """Say whether links can be made: a public URL and a key to sign them with."""
-        return bool(self.public_url and self.keys)
+        """Say whether links can be made: they need the public URL customers reach."""
+        return bool(self.public_url)
+
+
+def signer(conf: PreferenceSettings, engine: Engine) -> Signer | None:
+    """Return the signer of links: configured keys first, then the store's own key."""
+    keys = dict(conf.keys)
+    if keys:
+        # A deployment that moves from the store's key to its own keeps its links working.
+        try:
+            kept = _kept_key(engine)
+        except SQLAlchemyError:
+            kept = None
+        if kept is not None:
+            keys.setdefault(STORED_KEY_ID, kept)
+    else:
+        try:
+            keys[STORED_KEY_ID] = _store_key(engine)
+        except SQLAlchemyError:
+            return None  # the store is not reachable now: no link is made or read
+    return Signer(keys, timedelta(days=conf.token_days))
+
+
+@lru_cache(maxsize=8)
+def _store_key(engine: Engine) -> bytes:
+    return stored_secret(engine, STORED_KEY_SETTING).encode()
+
+
+@lru_cache(maxsize=8)
+def _kept_key(engine: Engine) -> bytes | None:
+    found = read_secret(engine, STORED_KEY_SETTING)
+    return found.encode() if found else None
 
 
 def read_keys(value: Any) -> dict[str, bytes]:
@@ -98,9 +139,6 @@ def read_settings(config: Mapping) -> PreferenceSettings:
             raise ConfigurationError(f"GUARD_PUBLIC_URL: expected https://host[/path], got "
                                      f"{public!r}")
     keys = read_keys(config.get("PREFERENCES_KEYS"))
-    if public and not keys:
-        raise ConfigurationError("GUARD_PREFERENCES_KEYS: required when GUARD_PUBLIC_URL is set "
-                                 "(the links it makes are signed with it)")
     colour = str(config.get("COMPANY_COLOUR") or PreferenceSettings.company_colour)
     if not _COLOUR.match(colour):
         raise ConfigurationError(f"GUARD_COMPANY_COLOUR: expected a colour like #1a56db, got "

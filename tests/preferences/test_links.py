@@ -54,3 +54,32 @@ def test_without_a_public_url_there_are_no_links(make_app, anna):
                                     headers=_key(app, "send"))
     assert answer.status_code == 409
     assert "GUARD_PUBLIC_URL" in answer.get_json()["detail"]
+
+
+def _link(app) -> str:
+    answer = app.test_client().post("/v1/preferences/link", json={"to": ANNA},
+                                    headers=_key(app, "send"))
+    assert answer.status_code == 200, answer.get_json()
+    return answer.get_json()["url"].rsplit("/", 1)[1]
+
+
+def test_without_keys_configured_links_are_signed_with_a_key_the_store_keeps(make_app, anna):
+    from guard.preferences import settings
+
+    token = _link(make_app(PREFERENCES_KEYS=None))
+    assert token.startswith(f"{settings.STORED_KEY_ID}.")
+    settings._store_key.cache_clear()  # another replica: it reads the key from the store
+    replica = make_app(PREFERENCES_KEYS=None).test_client()
+    assert replica.get(f"/preferences/{token}").status_code == 200
+    forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    assert replica.get(f"/preferences/{forged}").status_code == 404
+
+
+def test_links_signed_with_the_stores_key_still_open_once_keys_are_configured(make_app, anna):
+    from guard.preferences import settings
+
+    old = _link(make_app(PREFERENCES_KEYS=None))
+    settings._kept_key.cache_clear()
+    configured = make_app()
+    assert configured.test_client().get(f"/preferences/{old}").status_code == 200
+    assert _link(configured).startswith("k2.")

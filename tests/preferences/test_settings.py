@@ -11,14 +11,13 @@ KEYS = "k1:" + "s" * 40
 
 
 @pytest.mark.parametrize("config,setting", [
-    ({"PUBLIC_URL": "https://guard.example"}, "GUARD_PREFERENCES_KEYS"),
     ({"PUBLIC_URL": "guard.example", "PREFERENCES_KEYS": KEYS}, "GUARD_PUBLIC_URL"),
     ({"PUBLIC_URL": "https://g.example/?x=1", "PREFERENCES_KEYS": KEYS}, "GUARD_PUBLIC_URL"),
     ({"COMPANY_COLOUR": "red; background:url(x)"}, "GUARD_COMPANY_COLOUR"),
     ({"COMPANY_LOGO_URL": "javascript:alert(1)"}, "GUARD_COMPANY_LOGO_URL"),
     ({"PREFERENCES_TOKEN_DAYS": "0"}, "GUARD_PREFERENCES_TOKEN_DAYS"),
     ({"PREFERENCES_RATE_PER_TOKEN": "many"}, "GUARD_PREFERENCES_RATE_PER_TOKEN"),
-], ids=["url-without-keys", "url-without-scheme", "url-with-query", "colour", "logo",
+], ids=["url-without-scheme", "url-with-query", "colour", "logo",
         "lifetime", "rate"])
 def test_a_bad_setting_is_named(config, setting):
     with pytest.raises(ConfigurationError, match=setting):
@@ -28,6 +27,10 @@ def test_a_bad_setting_is_named(config, setting):
 def test_the_defaults_make_no_links():
     conf = read_settings({})
     assert not conf.links and conf.token_days == 365
+
+
+def test_a_public_url_alone_makes_links():
+    assert read_settings({"PUBLIC_URL": "https://guard.example"}).links
 
 
 def test_a_trailing_slash_is_dropped():
