@@ -38,12 +38,13 @@ def measure(size) -> list[Figure]:
     return measure_at(people, decisions, count)
 
 
-def measure_at(people: int, decisions: int, count: int) -> list[Figure]:
-    """Time every console page on an SQLite store of ``people`` and ``decisions`` rows."""
+def measure_at(people: int, decisions: int, count: int, backend: str = "sqlite"
+               ) -> list[Figure]:
+    """Time every console page on a store of ``people`` and ``decisions`` rows."""
     from policies import default_policy_path, load_policy
 
     policy = load_policy(default_policy_path())
-    with store("sqlite") as engine:
+    with store(backend) as engine:
         replicate(template_store(policy), engine, people)
         person_ids = _fill_ledger(engine, decisions, people)
         client, cold_overview = _signed_in(engine, policy)
@@ -54,7 +55,7 @@ def measure_at(people: int, decisions: int, count: int) -> list[Figure]:
         for _ in range(count):
             for page in PAGES:
                 timings[page].append(_get(client, paths[page]))
-    params = {"backend": "sqlite", "people": people, "ledger_rows": decisions,
+    params = {"backend": backend, "people": people, "ledger_rows": decisions,
               "requests_per_page": count}
     figures = []
     for page in PAGES:
@@ -112,7 +113,7 @@ def _fill_ledger(engine, decisions: int, people: int) -> list[str]:
         with engine.begin() as conn:
             conn.execute(insert, rows)
     with engine.begin() as conn:
-        conn.exec_driver_sql("ANALYZE")
+        conn.exec_driver_sql("ANALYZE")  # both SQLite and PostgreSQL plan from statistics
     return person_ids
 
 
@@ -137,14 +138,15 @@ def _signed_in(engine, policy):
 
 def _paths(client, engine, person_ids: list[str]) -> dict[str, str]:
     """The URL each figure asks: lists, a deep page, a filtered list, one of each item."""
+    from guard.console.decisions import DECIDED
     from guard.store.tables import ledger
 
     with engine.connect() as conn:
         deep = conn.execute(sa.select(ledger.c.at, ledger.c.id)
-                            .where(ledger.c.decision.is_not(None))
+                            .where(DECIDED)
                             .order_by(ledger.c.at, ledger.c.id).limit(1)
                             .offset(1_000)).first()
-        one = conn.execute(sa.select(ledger.c.id).where(ledger.c.decision.is_not(None))
+        one = conn.execute(sa.select(ledger.c.id).where(DECIDED)
                            .order_by(ledger.c.at.desc()).limit(1)).scalar()
     from guard.console.decisions import encode_cursor
 

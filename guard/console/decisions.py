@@ -28,6 +28,9 @@ _LIST_COLUMNS = (ledger.c.id, ledger.c.at, ledger.c.person_id, ledger.c.channel,
                  ledger.c.purpose, ledger.c.sender, ledger.c.verdict, ledger.c.committed,
                  ledger.c.attempt, ledger.c.decision)
 _TEXT_MAX = 255
+# A decision's row, not a touch another system reported: decision ids start "dec_"
+# (ledger.new_decision_id), touches' "tch_". Read from the index ix_ledger_at_id.
+DECIDED = ledger.c.id.like("dec\\_%", escape="\\")
 
 
 @dataclass
@@ -68,7 +71,7 @@ def read_filters(args) -> tuple[Filters, list]:
     for name, value in vars(found).items():
         if len(value) > _TEXT_MAX:
             raise PageError(f"{name}: at most {_TEXT_MAX} characters")
-    conditions: list = [ledger.c.decision.is_not(None)]
+    conditions: list = [DECIDED]
     if found.verdict:
         if found.verdict not in VERDICTS:
             raise PageError(f"verdict: {found.verdict!r} is not a verdict (choose "

@@ -20,6 +20,7 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from guard.console import charts
+from guard.console.decisions import DECIDED
 from guard.console.pages import bp, engine, page
 from guard.crm.writeback import FLAGS_STREAM
 from guard.services import services
@@ -67,15 +68,13 @@ def _cache() -> _Cache:
 def _day_counts(start: datetime, end: datetime) -> dict[str, Counter]:
     """Count decisions per UTC day and verdict in ``[start, end)``."""
     counts: dict[str, Counter] = {}
-    # Decisions only: their ids start "dec_" (ledger.new_decision_id), touches' "tch_".
-    decided = ledger.c.id.like("dec\\_%", escape="\\")
     with read_only(engine().connect()) as conn:
         if conn.dialect.name == "postgresql":
             day = sa.func.to_char(sa.func.timezone("UTC", ledger.c.at), "YYYY-MM-DD")
         else:
             day = sa.func.substr(ledger.c.at, 1, 10)
         rows = conn.execute(sa.select(day.label("day"), ledger.c.verdict, sa.func.count())
-                            .where(ledger.c.at >= start, ledger.c.at < end, decided)
+                            .where(ledger.c.at >= start, ledger.c.at < end, DECIDED)
                             .group_by(day, ledger.c.verdict)).all()
     for d, verdict, n in rows:
         counts.setdefault(str(d), Counter())[verdict] += n
@@ -125,7 +124,7 @@ def top_rules(now: datetime) -> tuple[list[tuple[str, int]], int]:
         since = now - timedelta(days=DAYS)
         stopped = (sa.select(ledger.c.decision)
                    .where(ledger.c.at >= since, ledger.c.at <= now,
-                          ledger.c.verdict != "allow", ledger.c.decision.is_not(None))
+                          ledger.c.verdict != "allow", DECIDED)
                    .order_by(ledger.c.at.desc()).limit(RULES_SAMPLE).subquery())
         with read_only(engine().connect()) as conn:
             if conn.dialect.name == "postgresql":

@@ -21,6 +21,7 @@ from flask import redirect, request, url_for
 from guard.checks.simulation import replay
 from guard.cli.policy import examples_path
 from guard.console import audit, charts, versions
+from guard.console.decisions import DECIDED
 from guard.console.pages import PageError, bp, engine, page, require_change
 from guard.services import services
 from guard.store.engine import read_only
@@ -204,7 +205,7 @@ def _simulate(drafted: Policy) -> dict:
     # SIMULATE_MAX_DECISIONS, found through the ledger's time index.
     with read_only(engine().connect()) as conn:
         oldest = conn.execute(
-            sa.select(ledger.c.at).where(ledger.c.at >= since, ledger.c.decision.is_not(None))
+            sa.select(ledger.c.at).where(ledger.c.at >= since, DECIDED)
             .order_by(ledger.c.at.desc()).offset(SIMULATE_MAX_DECISIONS - 1).limit(1)
         ).scalar()
     cut = oldest is not None
