@@ -91,8 +91,6 @@ def people_search():
         return page("console/people.html", status=400, title="People", q=q[:320], results=[],
                     problem="q: at most 320 characters")
     results = search(q) if q else []
-    if len(results) == 1 and request.args.get("go") == "1":
-        return redirect(url_for("console.person", person_id=results[0]["id"]))
     return page("console/people.html", title="People", q=q, results=results)
 
 
