@@ -145,7 +145,6 @@ def test_sign_in_each_page_with_data_and_sign_out(page, site, tmp_path):
     shoot(page, "keys", tmp_path)
     page.get_by_role("link", name="Audit").click()
     expect(page.get_by_role("cell", name="sign-in").first).to_be_visible()
-    shoot(page, "audit", tmp_path)
 
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url(re.compile(r".*/console/login$"))
@@ -230,3 +229,6 @@ def test_the_policy_loop_edit_check_test_simulate_publish(page, site, tmp_path):
     assert [r["rule"] for r in answer.json()["reasons"]] == ["no-email-newsletters"]
     page.get_by_role("button", name="Check").click()
     expect(page.get_by_role("cell", name="no-email-newsletters")).to_be_visible()
+    page.get_by_role("link", name="Audit").click()
+    expect(page.get_by_role("cell", name="policy.publish")).to_be_visible()
+    shoot(page, "audit", tmp_path)
