@@ -181,3 +181,28 @@ def test_a_stored_version_that_no_longer_loads_leaves_the_policy_in_force(store,
     app.test_client().get("/healthz")
     assert caplog.text.count("has problems; keeping") == 1  # said once
     assert services(app).policies.failed == "1"
+
+
+def test_with_a_policy_folder_the_draft_is_one_of_its_files(store, tmp_path):
+    from guard.http import keys
+
+    from .conftest import sign_in
+
+    (tmp_path / "a-main.yaml").write_text(DEFAULT)
+    (tmp_path / "b-extra.yaml").write_text("purposes:\n  spring_sale: marketing\n")
+    app = create_app({"GUARD": store, "TESTING": True, "POLICY": str(tmp_path)})
+    client = app.test_client()
+    _, secret = keys.create_key(store.engine, "folder admin", ["admin"])
+    sign_in(client, secret)
+    html = text(client.get("/console/policy?file=b-extra.yaml"))
+    assert '<option selected>b-extra.yaml</option>' in html and "spring_sale" in html
+    page = client.get("/console/policy").get_data(as_text=True)
+    response = client.post("/console/policy", data={
+        "csrf": csrf_of(page), "action": "check", "file": "b-extra.yaml",
+        "policy": "purposes:\n  spring_sale: nonsense\n"})
+    assert response.status_code == 422 and "<li>line 2: " in text(response)
+    response = client.post("/console/policy", data={
+        "csrf": csrf_of(page), "action": "publish", "file": "b-extra.yaml",
+        "policy": "purposes:\n  spring_sale: sales\n"})
+    assert "+  spring_sale: sales" in text(response)
+    assert (tmp_path / "b-extra.yaml").read_text() == "purposes:\n  spring_sale: marketing\n"
