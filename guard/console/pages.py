@@ -22,7 +22,7 @@ from flask import (
     request,
     url_for,
 )
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
@@ -201,8 +201,6 @@ def record_url(evidence: Any) -> str | None:
 @bp.app_template_global("evidence_link")
 def evidence_link(evidence: Any) -> Markup:
     """Render evidence as ``system Type id``, linked into the CRM when possible."""
-    from markupsafe import escape
-
     if not isinstance(evidence, dict):
         return escape(str(evidence))
     text = escape(" ".join(str(evidence.get(k) or "") for k in ("system", "type", "id")

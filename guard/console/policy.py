@@ -16,7 +16,7 @@ from datetime import UTC, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
-from flask import redirect, request, url_for
+from flask import current_app, redirect, request, url_for
 
 from guard.checks.simulation import replay
 from guard.cli.policy import examples_path
@@ -55,8 +55,6 @@ def source() -> Source:
     configured = services().policies is None
     if not configured:
         return Source(None, versions.NAME)
-    from flask import current_app
-
     path = Path(current_app.config["POLICY"])
     if path.is_dir():
         chosen = request.values.get("file") or ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from flask import g, redirect, request, url_for
+from flask import g, make_response, redirect, request, url_for
 
 from guard.console import audit, session, usage
 from guard.console.pages import (
@@ -64,8 +64,6 @@ def login():
     body, code = page("console/login.html", status=status, title="Sign in", problem=problem,
                       csrf=session.login_token(key_secret(), nonce),
                       next=request.values.get("next") or "")
-    from flask import make_response
-
     response = make_response(body, code)
     session.set_cookie(response, session.LOGIN_COOKIE, nonce, secure=secure, max_age=3600)
     return response
