@@ -19,11 +19,11 @@ import sqlalchemy as sa
 from flask import Flask, Request, Response
 from itsdangerous import BadSignature, TimestampSigner
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 
 from guard.http import keys
 from guard.store.engine import read_only
-from guard.store.tables import api_keys, console_sessions, settings
+from guard.store.secrets import stored_secret
+from guard.store.tables import api_keys, console_sessions
 from guard.store.util import utc_now
 
 COOKIE = "guard_console"
@@ -59,25 +59,9 @@ def secret(app: Flask, engine: Engine) -> bytes:
     if configured:
         value = str(configured)
     else:
-        value = _stored_secret(engine)
+        value = stored_secret(engine, SECRET_SETTING)
     app.extensions[_EXTENSION] = found = value.encode()
     return found
-
-
-def _stored_secret(engine: Engine) -> str:
-    query = sa.select(settings.c.value).where(settings.c.name == SECRET_SETTING)
-    with read_only(engine.connect()) as conn:
-        value = conn.execute(query).scalar_one_or_none()
-    if value:
-        return value
-    try:
-        with engine.begin() as conn:
-            conn.execute(sa.insert(settings).values(name=SECRET_SETTING,
-                                                    value=secrets.token_urlsafe(48)))
-    except IntegrityError:
-        pass  # another replica made it first: everyone uses theirs
-    with read_only(engine.connect()) as conn:
-        return conn.execute(query).scalar_one()
 
 
 def _hash(token: str) -> str:
