@@ -27,6 +27,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -59,6 +60,10 @@ SYNC_RECORDS = Counter(f"{PREFIX}_crm_sync_records", "CRM records read by syncs.
 SYNC_REJECTED = Counter(f"{PREFIX}_crm_sync_rejected", "Synced events the store rejected.",
                         ["crm"])
 SYNC_ERRORS = Counter(f"{PREFIX}_crm_api_errors", "Sync runs ended by a CRM API error.", ["crm"])
+# The newest across processes: alert on time() minus this.
+SYNC_LAST_OK = Gauge(f"{PREFIX}_crm_sync_last_success_timestamp_seconds", "When a sync run of "
+                     "the CRM last finished without error (Unix time).", ["crm"],
+                     multiprocess_mode="max")
 
 _state = {"enabled": True}
 
@@ -91,6 +96,8 @@ def observe_sync(crm: str, result: str, records: int = 0, rejected: int = 0) -> 
             SYNC_REJECTED.labels(crm).inc(rejected)
         if result == "error":
             SYNC_ERRORS.labels(crm).inc()
+        else:
+            SYNC_LAST_OK.labels(crm).set_to_current_time()
 
 
 def decision_labels(decision: Any, attempt: Any, policy: Any, committed: bool) -> tuple:
@@ -152,6 +159,7 @@ def _version() -> str:
 
 def store_figures(engine: sa.Engine, now: datetime) -> list[Any]:
     """Read the store's gauges: outbox by state, oldest due row, sync lag, write-back backlog."""
+    from guard.crm.writeback import FLAGS_STREAM
     from guard.store.engine import read_only
     from guard.store.ledger import utc
     from guard.store.tables import (
@@ -160,6 +168,7 @@ def store_figures(engine: sa.Engine, now: datetime) -> list[Any]:
         erasure_notices,
         outbox,
         owner_tasks,
+        people,
         sync_bookmarks,
     )
 
@@ -171,18 +180,33 @@ def store_figures(engine: sa.Engine, now: datetime) -> list[Any]:
                             labels=["crm"])
     backlog = GaugeMetricFamily(f"{PREFIX}_writeback_backlog", "Owner tasks waiting to reach "
                                 "a CRM, and erasure notices not yet told.", labels=["kind"])
+    flags = GaugeMetricFamily(f"{PREFIX}_writeback_flags_pending", "People whose profile "
+                              "changed since the last flag write-back to the CRM (at most this "
+                              "many flag writes wait).", labels=["crm"])
     with read_only(engine.connect()) as conn:
         counts = dict(conn.execute(sa.select(outbox.c.status, sa.func.count())
                                    .group_by(outbox.c.status)).all())
         due = conn.execute(sa.select(sa.func.min(outbox.c.not_before))
                            .where(outbox.c.status == HELD, outbox.c.not_before <= now)
                            ).scalar()
+        # The CRM's own streams; the guard's (its flag write-back watermark) move every cycle.
         synced = conn.execute(sa.select(sync_bookmarks.c.connector,
                                         sa.func.min(sync_bookmarks.c.updated_at))
+                              .where(sync_bookmarks.c.stream.not_like("guard:%"))
                               .group_by(sync_bookmarks.c.connector)).all()
         tasks = conn.execute(sa.select(sa.func.count()).select_from(owner_tasks)
                              .where(owner_tasks.c.status == "open")).scalar()
         notices = conn.execute(sa.select(sa.func.count()).select_from(erasure_notices)).scalar()
+        marks = conn.execute(sa.select(sync_bookmarks.c.connector, sync_bookmarks.c.value)
+                             .where(sync_bookmarks.c.stream == FLAGS_STREAM)).all()
+        for crm, mark in marks:
+            since = (mark or {}).get("since")
+            if since:
+                flags.add_metric([crm], conn.execute(
+                    sa.select(sa.func.count()).select_from(people).where(
+                        people.c.updated_at > datetime.fromisoformat(since),
+                        people.c.erased.is_(False), people.c.flags_hash.is_not(None))
+                ).scalar() or 0)
     for status in STATUSES:
         rows.add_metric([status], counts.get(status, 0))
     oldest.add_metric([], max(0.0, (now - utc(due)).total_seconds()) if due else 0.0)
@@ -190,7 +214,7 @@ def store_figures(engine: sa.Engine, now: datetime) -> list[Any]:
         lag.add_metric([crm], max(0.0, (now - utc(updated)).total_seconds()))
     backlog.add_metric(["tasks"], tasks or 0)
     backlog.add_metric(["erasure_notices"], notices or 0)
-    return [rows, oldest, lag, backlog]
+    return [rows, oldest, lag, backlog, flags]
 
 
 # -- the endpoint ---------------------------------------------------------------------------

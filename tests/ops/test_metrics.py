@@ -181,3 +181,23 @@ def test_a_sync_run_is_counted_and_logged(store, client, scrape, fail, capsys):
     assert line["crm"] == "hubspot" and line["result"] == result
     assert line["level"] == ("warning" if fail else "info")
     assert logging.getLogger("guard").level == logging.INFO
+
+
+def test_flag_writes_waiting_and_the_last_good_sync_are_reported(store, client, scrape):
+    from guard.crm.writeback import FLAGS_STREAM
+    from guard.store.tables import sync_bookmarks
+
+    store.ingest([person("003F", "fay@example.com"), person("003G", "gus@example.com")])
+    with store.engine.begin() as conn:
+        conn.execute(sync_bookmarks.insert().values(
+            connector="salesforce", stream=FLAGS_STREAM, updated_at=NOW,
+            value={"since": (NOW - timedelta(days=1)).isoformat()}))
+        conn.execute(sync_bookmarks.insert().values(
+            connector="hubspot", stream=FLAGS_STREAM, updated_at=NOW,
+            value={"since": (NOW + timedelta(days=1)).isoformat()}))
+    run_sync(store, _Connector(fail=False))
+    found = scrape()
+    assert value(found, "contact_guard_writeback_flags_pending", crm="salesforce") == 3
+    assert value(found, "contact_guard_writeback_flags_pending", crm="hubspot") == 0
+    assert value(found, "contact_guard_crm_sync_last_success_timestamp_seconds",
+                 crm="hubspot") > 1.7e9
