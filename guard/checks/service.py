@@ -86,6 +86,10 @@ class Guard:
         # GUARD_ERASURE_SALT: the secret of the keyed hashes erasure keeps; never in the store.
         key = erasure_key or os.environ.get(erasure.SETTING) or None
         self._erasure_key = key.encode() if isinstance(key, str) else key
+        # Told of every batch of decisions inside the transaction that records it, so an
+        # observer (metrics) sees a decision once it is written and never one rolled back.
+        self.recorders: list[Callable[[Connection, list[tuple[Decision, Attempt, bool]]],
+                                      None]] = []
         # Concurrent checks of this process share transactions (group commit).
         self._batcher = Batcher(self._run_jobs, limit=BATCH_LIMIT,
                                 lanes=1 if engine.dialect.name == "sqlite" else check_lanes)
@@ -279,6 +283,8 @@ class Guard:
             if rows:
                 contact_ledger.record_many(conn, rows, committed=committed, now=now)
         tasks.record_tasks(conn, [(d, a) for d, a, committed in recorded if committed], now)
+        for recorder in self.recorders:
+            recorder(conn, recorded)
 
     # -- look-ups ---------------------------------------------------------------------
 

@@ -254,8 +254,7 @@ def watch_decisions(app: Flask) -> None:
     from guard.services import services
 
     guard = services(app).guard
-    record = getattr(guard, "_record", None)
-    if record is None or getattr(record, "counted", False):
+    if any(getattr(recorder, "counted", False) for recorder in guard.recorders):
         return
     engine = guard.engine
 
@@ -265,10 +264,9 @@ def watch_decisions(app: Flask) -> None:
         tally = conn.info.setdefault(_PENDING, Tally())
         for decision, attempt, committed in recorded:
             tally[decision_labels(decision, attempt, guard.policy, committed)] += 1
-        record(conn, recorded)
 
     counted.counted = True  # type: ignore[attr-defined]
-    guard._record = counted
+    guard.recorders.append(counted)
     if not sa.event.contains(engine, "commit", _on_commit):
         sa.event.listen(engine, "commit", _on_commit)
         sa.event.listen(engine, "rollback", _on_rollback)
