@@ -52,7 +52,7 @@ def test_a_check_waiting_on_a_merge_decides_on_the_person_merged_into(engine):
         waiting = threading.Thread(target=lambda: decided.extend(guard.check_many(
             [{**NEWSLETTER, "to": "anna@example.com"}], then=while_deciding)))
         waiting.start()
-        time.sleep(0.5)  # the check is now waiting for Anna's lock
+        _wait_until_blocked_by(engine, merging)
         merging.execute(sa.update(identities).where(identities.c.value == "anna@example.com")
                         .values(person_id=ben))
         merging.commit()
@@ -62,3 +62,19 @@ def test_a_check_waiting_on_a_merge_decides_on_the_person_merged_into(engine):
     assert decision.person == ben
     assert decision.verdict == "block"  # Ben had his three this month
     assert ben_locked == [True]
+
+
+def _wait_until_blocked_by(engine, holder, timeout: float = 30.0) -> None:
+    """Return once another session waits for a lock ``holder`` holds (the check, here)."""
+    pid = holder.execute(sa.text("select pg_backend_pid()")).scalar_one()
+    deadline = time.monotonic() + timeout
+    with engine.connect() as watcher:
+        while time.monotonic() < deadline:
+            waiting = watcher.execute(sa.text(
+                "select count(*) from pg_stat_activity where :pid = any(pg_blocking_pids(pid))"
+            ), {"pid": pid}).scalar_one()
+            watcher.rollback()
+            if waiting:
+                return
+            time.sleep(0.01)
+    raise AssertionError("the check never waited for the merging transaction's lock")
