@@ -11,7 +11,6 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, settings
 
-
 from guard.store.engine import make_engine
 from guard.store.migrate import upgrade
 
