@@ -30,7 +30,7 @@ from typing import Any
 
 from policies.engine import decide
 from policies.model import (
-    _FACTS,
+    FACT_RECORDS,
     VERDICTS,
     Account,
     Attempt,
@@ -87,6 +87,12 @@ def case_files(path: str | Path) -> list[Path]:
     if path.is_dir():
         return sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
     return [path]
+
+
+def examples_path(policy_file: str | Path) -> Path:
+    """Return where a policy's example cases live: ``examples/`` next to (or inside) it."""
+    policy_file = Path(policy_file)
+    return (policy_file if policy_file.is_dir() else policy_file.parent) / "examples"
 
 
 def load_cases(path: str | Path, policy: Policy) -> list[Case]:
@@ -229,7 +235,7 @@ class _CaseReader:
         if raw is None:
             return Profile(id=None)
         self.unknown_keys(raw, PROFILE_KEYS, "given.profile: ")
-        for key, record in (*_FACTS.items(), ("account", Account)):
+        for key, record in (*FACT_RECORDS.items(), ("account", Account)):
             items = raw.get(key)
             if items is None:
                 continue

@@ -360,7 +360,8 @@ class Campaign(_Record):
     _datetimes = ("starts", "ends")
 
 
-_FACTS = {
+# The profile's fact lists and the record type each one holds.
+FACT_RECORDS = {
     "purchases": Purchase,
     "contracts": Contract,
     "consents": Consent,
@@ -425,7 +426,7 @@ class Profile:
             "do_not_market_until": _iso(self.do_not_market_until),
             "account": self.account.to_dict() if self.account else None,
         }
-        for name in _FACTS:
+        for name in FACT_RECORDS:
             out[name] = [r.to_dict() for r in getattr(self, name)]
         out["field_sources"] = {k: v.to_dict() for k, v in self.field_sources.items()}
         out["sources"] = [s.to_dict() for s in self.sources]
@@ -489,7 +490,7 @@ class Profile:
 
 
 _new_profile = fast_constructor(Profile)
-for _record in (Account, Campaign, *_FACTS.values()):
+for _record in (Account, Campaign, *FACT_RECORDS.values()):
     _fast_decoder(_record)
 
 
@@ -563,7 +564,7 @@ def _sources(data: Any, evidence: Callable[[Mapping], Evidence]) -> tuple:
     return tuple(map(evidence, data)) if data else ()
 
 
-_FACT_DECODERS = {name: _facts(record) for name, record in _FACTS.items()}
+_FACT_DECODERS = {name: _facts(record) for name, record in FACT_RECORDS.items()}
 for _name, _decode in _FACT_DECODERS.items():
     setattr(_StoredProfile, _name, _stored_field(_name, _decode))
 _StoredProfile.field_sources = _stored_field("field_sources", _field_sources)  # type: ignore

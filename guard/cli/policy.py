@@ -43,7 +43,7 @@ def check_policy(paths: tuple[str, ...]) -> None:
 def test_policy(path: str | None, examples: str | None) -> None:
     """Run the example cases written next to a policy; exit 1 if any fails."""
     from policies import PolicyError
-    from policies.casebook import load_cases, run_cases
+    from policies.casebook import examples_path, load_cases, run_cases
 
     target = policy_path(path)
     loaded = read_policy(target)
@@ -71,12 +71,6 @@ def test_policy(path: str | None, examples: str | None) -> None:
     click.echo(f"{passed} passed, {failures} failed")
     if failures or not cases:
         raise SystemExit(1)
-
-
-def examples_path(policy_file: str | Path) -> Path:
-    """Return where a policy's example cases live: ``examples/`` next to (or inside) it."""
-    policy_file = Path(policy_file)
-    return (policy_file if policy_file.is_dir() else policy_file.parent) / "examples"
 
 
 @policy.command()

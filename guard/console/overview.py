@@ -22,10 +22,10 @@ from sqlalchemy.exc import IntegrityError
 from guard.console import charts
 from guard.console.decisions import DECIDED
 from guard.console.pages import bp, engine, page
-from guard.crm.writeback import FLAGS_STREAM
 from guard.services import services
 from guard.store.engine import read_only
 from guard.store.tables import (
+    FLAGS_STREAM,
     console_days,
     erasure_notices,
     ledger,

@@ -19,7 +19,6 @@ import sqlalchemy as sa
 from flask import current_app, redirect, request, url_for
 
 from guard.checks.simulation import replay
-from guard.cli.policy import examples_path
 from guard.console import audit, charts, versions
 from guard.console.decisions import DECIDED
 from guard.console.pages import PageError, bp, engine, page, require_change
@@ -27,7 +26,7 @@ from guard.services import services
 from guard.store.engine import read_only
 from guard.store.tables import ledger
 from policies import Policy, PolicyError, default_policy_path, parse_policy
-from policies.casebook import load_cases, run_cases
+from policies.casebook import examples_path, load_cases, run_cases
 from policies.model import VERDICTS
 
 DRAFT_MAX = 512 * 1024

@@ -19,13 +19,11 @@ from guard.checks.flags import DO_NOT_CONTACT, ERASED
 from guard.checks.tasks import OPEN as TASK_OPEN
 from guard.crm.sync import StoreBookmarks
 from guard.store.engine import read_only
-from guard.store.tables import crm_writes, erasure_notices, owner_tasks, people
+from guard.store.tables import FLAGS_STREAM, crm_writes, erasure_notices, owner_tasks, people
 from guard.store.util import chunks, utc_now
 from policies.model import parse_datetime
 
 log = logging.getLogger(__name__)
-# The pseudo-stream under which each CRM's flag write-back watermark is kept.
-FLAGS_STREAM = "guard:flags"
 # Profiles are stamped with the ingest's start time but become visible at commit, so
 # the write-back scan re-reads this much before its previous start (hashes dedupe).
 FLAGS_OVERLAP = timedelta(minutes=10)

@@ -159,10 +159,10 @@ def _version() -> str:
 
 def store_figures(engine: sa.Engine, now: datetime) -> list[Any]:
     """Read the store's gauges: outbox by state, oldest due row, sync lag, write-back backlog."""
-    from guard.crm.writeback import FLAGS_STREAM
     from guard.store.engine import read_only
     from guard.store.ledger import utc
     from guard.store.tables import (
+        FLAGS_STREAM,
         HELD,
         STATUSES,
         erasure_notices,

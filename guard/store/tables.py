@@ -244,6 +244,8 @@ sync_bookmarks = sa.Table(
     sa.Column("value", sa.JSON, nullable=False),
     sa.Column("updated_at", _TIME, nullable=False),
 )
+# The pseudo-stream under which each CRM's flag write-back watermark is kept.
+FLAGS_STREAM = "guard:flags"
 
 # What the guard last wrote to each CRM record, so unchanged flags are never rewritten.
 crm_writes = sa.Table(

@@ -184,8 +184,7 @@ def test_a_sync_run_is_counted_and_logged(store, client, scrape, fail, capsys):
 
 
 def test_flag_writes_waiting_and_the_last_good_sync_are_reported(store, client, scrape):
-    from guard.crm.writeback import FLAGS_STREAM
-    from guard.store.tables import sync_bookmarks
+    from guard.store.tables import FLAGS_STREAM, sync_bookmarks
 
     store.ingest([person("003F", "fay@example.com"), person("003G", "gus@example.com")])
     with store.engine.begin() as conn:

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policies.model import (
-    _FACTS,
+    FACT_RECORDS,
     Account,
     Campaign,
     Decision,
@@ -47,7 +47,7 @@ def reference_profile(data) -> Profile:
         "sources": tuple(map(evidence, data.get("sources") or ())),
         "erased": bool(data.get("erased", False)),
     }
-    for name, record in _FACTS.items():
+    for name, record in FACT_RECORDS.items():
         facts = data.get(name)
         kwargs[name] = tuple(map(record._from_dict, facts)) if facts else ()
     return Profile(**kwargs)
@@ -103,7 +103,7 @@ profiles = st.fixed_dictionaries(
         "do_not_market_until": days,
         "account": st.one_of(record(Account), st.none()),
         **{name: st.one_of(st.lists(record(cls), max_size=3), st.none(), st.just("x"))
-           for name, cls in _FACTS.items()},
+           for name, cls in FACT_RECORDS.items()},
         "field_sources": st.one_of(st.dictionaries(st.sampled_from(["name", "owner"]), sources,
                                                    max_size=2), st.none()),
         "sources": st.one_of(st.lists(sources, max_size=4), st.none()),
@@ -118,7 +118,7 @@ def test_profiles_decode_as_the_generic_decoder_did(data):
 
 
 @settings(max_examples=300)
-@given(st.sampled_from([Account, Campaign, *_FACTS.values()]).flatmap(
+@given(st.sampled_from([Account, Campaign, *FACT_RECORDS.values()]).flatmap(
     lambda cls: st.tuples(st.just(cls), record(cls))))
 def test_records_decode_as_the_generic_decoder_did(case):
     cls, data = case
@@ -141,7 +141,7 @@ def test_a_stored_profile_round_trips_with_its_facts_sharing_evidence():
     assert decoded.field_sources["name"] is decoded.sources[0]
 
 
-@pytest.mark.parametrize("cls", [Evidence, Account, Profile, *_FACTS.values()],
+@pytest.mark.parametrize("cls", [Evidence, Account, Profile, *FACT_RECORDS.values()],
                          ids=lambda cls: cls.__name__)
 def test_the_fast_constructor_builds_what_init_builds(cls):
     values = {f.name: f"v{i}" for i, f in enumerate(fields(cls))}

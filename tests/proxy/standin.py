@@ -2,7 +2,7 @@
 
 It has the façade's signature (``check(body, *, commit, defaults)``,
 ``check_many(bodies, *, commit, defaults, then)``, ``person``, ``engine``,
-``clock``) and raises (or, in a batch, returns) the same InvalidField; the
+``clock``, ``recorders``) and raises (or, in a batch, returns) the same InvalidField; the
 policy itself is tested elsewhere, and the end-to-end tests use the real Guard.
 """
 
@@ -34,6 +34,7 @@ class ScriptedGuard:
         self.verdicts = dict(verdicts or {})
         self.phones = dict(phones or {})
         self.checks: list[dict] = []
+        self.recorders: list = []
 
     def check(self, body, *, commit: bool = True, defaults=None) -> Decision:
         attempt = {**(defaults or {}), **{k: v for k, v in body.items() if v is not None}}

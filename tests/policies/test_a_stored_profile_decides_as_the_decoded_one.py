@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from policies import decide, default_policy_path, load_policy
 from policies.model import (
-    _FACTS,
+    FACT_RECORDS,
     Account,
     Attempt,
     Case,
@@ -91,7 +91,7 @@ def test_facts_are_decoded_only_when_read():
     stored = Profile.from_stored(profile.to_dict())
     unread = [f.name for f in fields(Profile)
               if f.name not in stored.__slots__ and not _is_set(stored, f.name)]
-    assert set(unread) == {*_FACTS, "field_sources", "sources"}
+    assert set(unread) == {*FACT_RECORDS, "field_sources", "sources"}
     assert stored.consents == profile.consents
     assert _is_set(stored, "consents") and not _is_set(stored, "purchases")
     # Decoded facts share the profile's evidence, as the eager decoder's do.
