@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import pytest
@@ -100,6 +100,25 @@ def guard(engine, policy):
 
 # A Monday, 11:00 in Berlin.
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+class Clock:
+    """The guard's clock in tests: stands at NOW until the test moves it."""
+
+    def __init__(self, now: datetime = NOW):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock():
+    """A clock at NOW that the test moves."""
+    return Clock()
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ workflow's history. HubSpot retries an execution with the same
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,12 +26,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from connectors.hubspot import verify_signature
-from connectors.hubspot.webhooks import MAX_AGE_MS
 from connectors.hubspot.workflow_action import ACTION_PATH, INVALID_INPUT, verify_signature_v2
 from guard.automation import outcome, via
 from guard.crm.settings import CrmSettings
-from guard.crm.webhooks import WebhooksNotConfigured
-from guard.errors import InvalidField, TooLarge, Unauthorized
+from guard.crm.webhooks import WebhooksNotConfigured, fresh, signed_content
+from guard.errors import InvalidField, Unauthorized
 from guard.http.openapi import PROBLEMS, problem, register_path
 from guard.services import services
 from guard.store.engine import read_only
@@ -87,35 +85,17 @@ def _read_signed(conf: CrmSettings) -> bytes:
     v2 = request.headers.get(V2, "").strip()
     stamp = request.headers.get(TIMESTAMP, "")
     # What needs no body is judged before the body is read.
-    if v3 and not _fresh(stamp):
+    if v3 and not fresh(stamp):
         raise Unauthorized(f"{TIMESTAMP}: missing or more than 5 minutes away", field=TIMESTAMP)
     if not v3 and not (v2 and request.headers.get(VERSION, "v2").strip().lower() == "v2"):
         raise Unauthorized(f"{V3} or {V2} (v2): no HubSpot signature", field=V3)
-    limit = conf.webhook_max_bytes
-    too_large = TooLarge(f"body: a HubSpot action request is at most {limit} bytes "
-                         "(GUARD_HUBSPOT_WEBHOOK_MAX_BYTES)", field="body")
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large
-    body = request.stream.read(limit + 1)
-    if len(body) > limit:
-        raise too_large
-    # HubSpot signs the URL it called; behind a proxy that is the public one.
-    uri = conf.public_url + request.full_path.rstrip("?") if conf.public_url else request.url
+    body, uri = signed_content(conf, "a HubSpot action request")
     if v3:
         if not verify_signature(conf.webhook_secret, request.method, uri, body, stamp, v3):
             raise Unauthorized(f"{V3}: signature invalid", field=V3)
     elif not verify_signature_v2(conf.webhook_secret, request.method, uri, body, v2):
         raise Unauthorized(f"{V2}: signature invalid", field=V2)
     return body
-
-
-def _fresh(stamp: str) -> bool:
-    """Say whether a millisecond timestamp header is within five minutes of now."""
-    try:
-        sent = int(stamp.strip())
-    except ValueError:
-        return False
-    return abs(time.time() * 1000 - sent) <= MAX_AGE_MS
 
 
 def _envelope(body: bytes) -> tuple[str, str | None, str, dict]:

@@ -19,6 +19,8 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from connectors.base import Connector
+from connectors.hubspot.webhooks import MAX_AGE_MS
+from guard.crm.settings import CrmSettings
 from guard.crm.sync import connector_errors
 from guard.errors import GuardError, InvalidField, TooLarge, Unauthorized
 from guard.http.openapi import PROBLEMS, problem, register_path
@@ -56,7 +58,6 @@ _STORE_DELIVERY = {
 def hubspot_hook():
     """Verify a HubSpot webhook delivery (signature v3), store it once, acknowledge at once."""
     from connectors.hubspot import verify_signature
-    from connectors.hubspot.webhooks import MAX_AGE_MS
 
     conf = services().crm
     if not conf.webhook_secret:
@@ -67,19 +68,10 @@ def hubspot_hook():
     # oversized request costs no more than its headers.
     signature = request.headers.get(_SIGNATURE, "").strip()
     stamp = request.headers.get(_TIMESTAMP, "")
-    if not signature or not _fresh(stamp, MAX_AGE_MS):
+    if not signature or not fresh(stamp):
         raise Unauthorized(f"{_SIGNATURE}: signature missing, or {_TIMESTAMP} missing or "
                            "more than 5 minutes away", field=_SIGNATURE)
-    limit = conf.webhook_max_bytes
-    too_large = TooLarge(f"body: a HubSpot delivery is at most {limit} bytes "
-                         "(GUARD_HUBSPOT_WEBHOOK_MAX_BYTES)", field="body")
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large
-    body = request.stream.read(limit + 1)
-    if len(body) > limit:
-        raise too_large
-    # HubSpot signs the URL it called; behind a proxy that is the public one.
-    uri = conf.public_url + request.full_path.rstrip("?") if conf.public_url else request.url
+    body, uri = signed_content(conf, "a HubSpot delivery")
     if not verify_signature(conf.webhook_secret, request.method, uri, body, stamp, signature):
         raise Unauthorized(f"{_SIGNATURE}: signature invalid or request older than "
                            "5 minutes", field=_SIGNATURE)
@@ -97,13 +89,29 @@ def hubspot_hook():
     return "", 204
 
 
-def _fresh(stamp: str, max_age_ms: int) -> bool:
-    """Say whether a millisecond timestamp header is within ``max_age_ms`` of now."""
+def fresh(stamp: str) -> bool:
+    """Say whether HubSpot's millisecond timestamp header is within five minutes of now."""
+
     try:
         sent = int(stamp.strip())
     except ValueError:
         return False
-    return abs(time.time() * 1000 - sent) <= max_age_ms
+    return abs(time.time() * 1000 - sent) <= MAX_AGE_MS
+
+
+def signed_content(conf: CrmSettings, what: str) -> tuple[bytes, str]:
+    """Read a HubSpot request's body, within its size limit, and the URL HubSpot signed."""
+    limit = conf.webhook_max_bytes
+    too_large = TooLarge(f"body: {what} is at most {limit} bytes "
+                         "(GUARD_HUBSPOT_WEBHOOK_MAX_BYTES)", field="body")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    body = request.stream.read(limit + 1)
+    if len(body) > limit:
+        raise too_large
+    # HubSpot signs the URL it called; behind a proxy that is the public one.
+    uri = conf.public_url + request.full_path.rstrip("?") if conf.public_url else request.url
+    return body, uri
 
 
 register_path("/hooks/hubspot", {"post": {

@@ -14,12 +14,12 @@ sent with a dynamic template also gets ``guard_unsubscribe_url`` and
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 
 from guard.preferences.settings import PreferenceSettings
 from guard.preferences.settings import signer as link_signer
 from guard.preferences.tokens import SUBJECT_EMAIL, SUBJECT_PERSON
+from guard.proxy.providers import custom_args
 
 # Purpose categories whose mail carries a one-click unsubscribe.
 CATEGORIES = ("marketing", "sales")
@@ -52,7 +52,7 @@ def add_headers(payload: dict | None, recipients: Sequence, guard, conf: Prefere
         return payload
     policy, now = guard.policy, guard.clock()
     people = {r.email.lower(): getattr(r.decision, "person", None) for r in recipients}
-    message_args = _args(payload.get("custom_args"))
+    message_args = custom_args(payload.get("custom_args"))
     personalizations = list(payload.get("personalizations") or [])
     payload = {**payload, "personalizations": personalizations}
     for position, pers in enumerate(personalizations):
@@ -62,7 +62,7 @@ def add_headers(payload: dict | None, recipients: Sequence, guard, conf: Prefere
         email = str(addressed[0].get("email") or "").lower()
         if email not in people:
             continue
-        args = {**message_args, **_args(pers.get("custom_args"))}
+        args = {**message_args, **custom_args(pers.get("custom_args"))}
         purpose = str(args.get("guard_purpose") or defaults.get("purpose") or "")
         sender = str(args.get("guard_sender") or defaults.get("sender") or "")
         category = policy.purposes.get(purpose)
@@ -85,13 +85,3 @@ def add_headers(payload: dict | None, recipients: Sequence, guard, conf: Prefere
                                                 **links}
         personalizations[position] = changed
     return payload
-
-
-def _args(value) -> dict:
-    # Message-level custom_args may arrive as a JSON string (the official spec's type).
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return {}
-    return dict(value) if isinstance(value, Mapping) else {}

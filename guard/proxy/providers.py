@@ -43,6 +43,18 @@ def relayed(reply: Reply, headers: Mapping[str, str]) -> Answer:
                   reply.headers.get("Content-Type", "application/json"))
 
 
+def custom_args(value: object) -> dict:
+    """Return a Mail Send's ``custom_args`` (message or personalization) as a dict."""
+    # The official spec types message-level custom_args as a string; real clients send an
+    # object. Accept both, and ignore anything that is not an object.
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
 class SendGrid(Provider):
     """SendGrid v3 Mail Send, with the guard's API key."""
 

@@ -28,7 +28,7 @@ from guard.preferences.headers import add_headers
 from guard.proxy import delivery, idempotency, twilio
 from guard.proxy.idempotency import Answer
 from guard.proxy.outbox import Item, idempotency_key
-from guard.proxy.providers import SENDGRID
+from guard.proxy.providers import SENDGRID, custom_args
 from guard.proxy.transport import REJECTED
 from guard.services import services
 
@@ -74,17 +74,6 @@ class Plan:
         return [r.decision.decision_id for r in everyone if r.decision.decision_id]
 
 
-def _args(value: Any) -> dict:
-    # The official spec types message-level custom_args as a string; real clients send an
-    # object. Accept both, and ignore anything that is not an object.
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return {}
-    return dict(value) if isinstance(value, Mapping) else {}
-
-
 def _send_at(value: Any, where: str) -> str | None:
     if value is None:
         return None
@@ -115,7 +104,7 @@ def read_recipients(body: Any) -> list[Recipient]:
     personalizations = body.get("personalizations")
     if not isinstance(personalizations, list) or not personalizations:
         raise InvalidField("personalizations", "must be a non-empty array")
-    message_args = _args(body.get("custom_args"))
+    message_args = custom_args(body.get("custom_args"))
     template = body.get("template_id") if isinstance(body.get("template_id"), str) else None
     message_at = _send_at(body.get("send_at"), "send_at")
     recipients = []
@@ -124,7 +113,7 @@ def read_recipients(body: Any) -> list[Recipient]:
             raise InvalidField(f"personalizations.{i}", "must be an object")
         if not pers.get("to"):
             raise InvalidField(f"personalizations.{i}.to", "at least one recipient is required")
-        args = {**message_args, **_args(pers.get("custom_args"))}
+        args = {**message_args, **custom_args(pers.get("custom_args"))}
         at = _send_at(pers.get("send_at"), f"personalizations.{i}.send_at") or message_at
         attempt = {"channel": "email", "template": template, "at": at}
         for arg, name in GUARD_ARGS.items():

@@ -2,38 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 import sqlalchemy as sa
 
 from guard import create_app
 from guard.store.tables import ledger
 from tests.automation.fake_hubspot import FakeAutomation
-from tests.conftest import NOW, accepted, person
+from tests.conftest import accepted, person
 
 SECRET = "hubspot-client-secret"
 # The URL the test client calls, which HubSpot would have signed.
 PUBLIC = "http://localhost"
 SFMC_SECRET = "sfmc-jwt-signing-secret-of-the-installed-package-0123456789abcdef"
-
-
-class Clock:
-    """The guard's clock in tests: stands still until moved."""
-
-    def __init__(self, now=NOW):
-        self.now = now
-
-    def __call__(self):
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-@pytest.fixture
-def clock():
-    return Clock()
 
 
 @pytest.fixture

@@ -6,17 +6,7 @@ from datetime import timedelta
 
 from guard import create_app, worker
 from guard.checks.service import Guard
-from tests.conftest import NOW, accepted, person, purchase
-
-
-class Clock:
-    """The guard's clock, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self):
-        return self.now
+from tests.conftest import NOW, Clock, accepted, person, purchase
 
 
 def run_worker_jobs(guard: Guard) -> None:

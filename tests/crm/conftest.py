@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import responses
 
-from tests.conftest import NOW
 from tests.connectors.hubspot.conftest import make_connector as make_hubspot
 from tests.connectors.hubspot.conftest import serve_checked
 from tests.connectors.salesforce.conftest import make_connector as make_salesforce
@@ -65,24 +64,6 @@ def check(guard, to, **attempt):
     """Decide a dry-run attempt at AT; return the verdict and the ids of the rules behind it."""
     decision = guard.check({"to": to, "at": AT, **attempt}, commit=False)
     return decision.verdict, {reason.rule for reason in decision.reasons}
-
-
-class Clock:
-    """The guard's clock in tests: stands still until moved."""
-
-    def __init__(self, now: datetime = NOW):
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-@pytest.fixture
-def clock():
-    return Clock()
 
 
 @pytest.fixture

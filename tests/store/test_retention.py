@@ -23,19 +23,6 @@ SCREEN = {"channel": "email", "purpose": "newsletter", "sender": "oem"}
 DAY = timedelta(days=1)
 
 
-class Clock:
-    def __init__(self):
-        self.now = NOW
-
-    def __call__(self):
-        return self.now
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
 @pytest.fixture
 def app(engine, policy, clock):
     guard = Guard(engine, policy, clock=clock)

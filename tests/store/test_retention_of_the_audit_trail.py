@@ -19,19 +19,6 @@ NEWSLETTER = {"channel": "email", "purpose": "newsletter", "sender": "oem"}
 DAY = timedelta(days=1)
 
 
-class Clock:
-    def __init__(self):
-        self.now = NOW
-
-    def __call__(self):
-        return self.now
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
 def make_app(engine, policy, clock, **config):
     return create_app({"GUARD": Guard(engine, policy, clock=clock), "TESTING": True, **config})
 
