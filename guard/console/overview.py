@@ -26,6 +26,7 @@ from guard.services import services
 from guard.store.engine import read_only
 from guard.store.tables import (
     FLAGS_STREAM,
+    LAST_RUN_STREAM,
     console_days,
     erasure_notices,
     ledger,
@@ -147,24 +148,27 @@ def top_rules(now: datetime) -> tuple[list[tuple[str, int]], int]:
 
 
 def crm_status() -> tuple[list[dict], int]:
-    """Each CRM's last sync (per its bookmarks) and what still waits to be written back."""
+    """Each CRM's last sync run and bookmarks, and what still waits to be written back."""
     systems = set(services().crm.systems)
     found = []
     with read_only(engine().connect()) as conn:
         synced = conn.execute(
             sa.select(sync_bookmarks.c.connector, sa.func.max(sync_bookmarks.c.updated_at),
                       sa.func.count())
-            .where(sync_bookmarks.c.stream != FLAGS_STREAM)
+            .where(sync_bookmarks.c.stream.not_like("guard:%"))
             .group_by(sync_bookmarks.c.connector)).all()
         marks = dict(conn.execute(
             sa.select(sync_bookmarks.c.connector, sync_bookmarks.c.value)
             .where(sync_bookmarks.c.stream == FLAGS_STREAM)).all())
+        runs = dict(conn.execute(
+            sa.select(sync_bookmarks.c.connector, sync_bookmarks.c.value)
+            .where(sync_bookmarks.c.stream == LAST_RUN_STREAM)).all())
         tasks = conn.execute(sa.select(sa.func.count()).select_from(owner_tasks)
                              .where(owner_tasks.c.status == "open")).scalar()
         notices = dict(conn.execute(sa.select(erasure_notices.c.system, sa.func.count())
                                     .group_by(erasure_notices.c.system)).all())
         by_system = {row[0]: row for row in synced}
-        for system in sorted(systems | set(by_system)):
+        for system in sorted(systems | set(by_system) | set(runs)):
             row = by_system.get(system)
             since = (marks.get(system) or {}).get("since")
             backlog = None
@@ -175,7 +179,10 @@ def crm_status() -> tuple[list[dict], int]:
                         sa.select(people.c.id).where(people.c.updated_at > since,
                                                      people.c.flags_hash.is_not(None))
                         .limit(10_001).subquery())).scalar()
-            found.append({"system": system, "last_sync": row[1] if row else None,
+            run = runs.get(system)
+            if run:
+                run = {**run, "at": parse_datetime(run["at"])}
+            found.append({"system": system, "last_sync": row[1] if row else None, "run": run,
                           "streams": row[2] if row else 0, "flags_since": since,
                           "flag_backlog": backlog, "erasure_notices": notices.get(system, 0),
                           "configured": system in systems})

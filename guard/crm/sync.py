@@ -7,13 +7,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from connectors.base import Batch, Connector, SyncSummary
 from guard.errors import InvalidField
 from guard.ops import observe
+from guard.ops.logs import mask
 from guard.store.engine import read_only
-from guard.store.tables import sync_bookmarks
+from guard.store.tables import LAST_RUN_STREAM, sync_bookmarks
 from guard.store.util import utc_now
 
 log = logging.getLogger(__name__)
@@ -77,11 +78,12 @@ class StoreBookmarks:
                 continue  # another worker inserted it first: update theirs
 
     def all(self) -> dict[str, Mapping[str, Any]]:
-        """Return every saved bookmark of this connector by stream."""
+        """Return every saved bookmark of this connector's own streams by stream."""
         with read_only(self.engine.connect()) as conn:
             rows = conn.execute(
                 sa.select(sync_bookmarks.c.stream, sync_bookmarks.c.value)
-                .where(sync_bookmarks.c.connector == self.connector)
+                .where(sync_bookmarks.c.connector == self.connector,
+                       sync_bookmarks.c.stream.not_like("guard:%"))
             )
             return {stream: value for stream, value in rows}
 
@@ -91,17 +93,34 @@ def run_sync(guard, connector: Connector,
     """Sync one connector into the store; return its summary and the rejected events."""
     bookmarks = StoreBookmarks(guard.engine, connector.name)
     rejected: list[dict] = []
-    with observe.sync_run(connector.name) as run:  # the run's log line and metrics
-        for batch in connector.sync(bookmarks):
-            result = guard.ingest(batch.events) if batch.events else {"accepted": 0,
-                                                                      "rejected": []}
-            for refusal in result["rejected"]:
-                rejected.append({**refusal, "stream": batch.stream})
-                log.warning("%s %s: rejected %s", connector.name, batch.stream,
-                            refusal["detail"])
-            # Only now is the batch safely stored: a crash before this line re-reads it.
-            bookmarks.save(batch.stream, batch.bookmark)
-            if progress:
-                progress(batch, result)
-        run.finished(connector.summary, rejected)
+    run = None
+    try:
+        with observe.sync_run(connector.name) as run:  # the run's log line and metrics
+            for batch in connector.sync(bookmarks):
+                result = guard.ingest(batch.events) if batch.events else {"accepted": 0,
+                                                                          "rejected": []}
+                for refusal in result["rejected"]:
+                    rejected.append({**refusal, "stream": batch.stream})
+                    log.warning("%s %s: rejected %s", connector.name, batch.stream,
+                                refusal["detail"])
+                # Only now is the batch safely stored: a crash before this line re-reads it.
+                bookmarks.save(batch.stream, batch.bookmark)
+                if progress:
+                    progress(batch, result)
+            run.finished(connector.summary, rejected)
+    finally:
+        if run is not None:
+            _keep_run(bookmarks, run)
     return connector.summary, rejected
+
+
+def _keep_run(bookmarks: StoreBookmarks, run: observe.SyncRun) -> None:
+    # The console shows each CRM's last run to every replica; a store that cannot take it
+    # (often why the run failed) must not hide the run's own error.
+    error = run.error and mask(run.error)[:500]
+    try:
+        bookmarks.save(LAST_RUN_STREAM, {
+            "at": utc_now().isoformat(), "result": run.result, "records": run.records,
+            "rejected": run.rejected, "seconds": round(run.seconds, 3), "error": error})
+    except SQLAlchemyError as exc:
+        log.warning("%s: the sync run's summary was not kept: %s", bookmarks.connector, exc)

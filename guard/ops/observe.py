@@ -36,6 +36,9 @@ class SyncRun:
         self.crm = crm
         self.records = 0
         self.rejected = 0
+        self.result = "ok"
+        self.error: str | None = None
+        self.seconds = 0.0
 
     def finished(self, summary: Any, rejected: list) -> None:
         self.records = sum(getattr(summary, "counts", {}).values())
@@ -46,14 +49,14 @@ class SyncRun:
 def sync_run(crm: str) -> Iterator[SyncRun]:
     """Log and count the sync run inside: its records, rejections, error and time."""
     run, started = SyncRun(crm), perf_counter()
-    result, error = "ok", None
     try:
         yield run
     except Exception as exc:
-        result, error = "error", f"{exc.__class__.__name__}: {exc}"
+        run.result, run.error = "error", f"{exc.__class__.__name__}: {exc}"
         raise
     finally:
-        seconds = perf_counter() - started
+        run.seconds = seconds = perf_counter() - started
+        result, error = run.result, run.error
         metrics.observe_sync(crm, result, run.records, run.rejected)
         fields = {"event": "sync", "crm": crm, "result": result, "records": run.records,
                   "rejected": run.rejected, "duration_ms": round(seconds * 1000, 2),

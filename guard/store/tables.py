@@ -244,8 +244,10 @@ sync_bookmarks = sa.Table(
     sa.Column("value", sa.JSON, nullable=False),
     sa.Column("updated_at", _TIME, nullable=False),
 )
-# The pseudo-stream under which each CRM's flag write-back watermark is kept.
+# Pseudo-streams (the guard's own, never a CRM's): each CRM's flag write-back watermark,
+# and what its last sync run did (when, records, refusals, error) for the console.
 FLAGS_STREAM = "guard:flags"
+LAST_RUN_STREAM = "guard:last_run"
 
 # What the guard last wrote to each CRM record, so unchanged flags are never rewritten.
 crm_writes = sa.Table(
