@@ -34,18 +34,10 @@ from guard.errors import InvalidField, Unauthorized
 from guard.http.openapi import PROBLEMS, problem, register_path
 from guard.services import services
 from guard.store.engine import read_only
-from guard.store.tables import hubspot_actions, ledger
+from guard.store.tables import ANSWERED, WAITING, hubspot_actions, ledger
 from policies.model import Decision
 
 hooks = Blueprint("hubspot_action", __name__)
-
-# States of a hubspot_actions row.
-ANSWERED = "answered"    # the answer was final (allow, block, reroute, a bad input)
-WAITING = "waiting"      # deferred: HubSpot holds the contact until the callback completes
-DECIDED = "decided"      # checked again: ``outputs`` are ready to complete the callback with
-COMPLETED = "completed"  # HubSpot took the outputs
-EXPIRED = "expired"      # HubSpot stopped waiting before the callback could be completed
-FAILED = "failed"        # HubSpot refused the completion for good
 
 V3 = "X-HubSpot-Signature-v3"
 TIMESTAMP = "X-HubSpot-Request-Timestamp"

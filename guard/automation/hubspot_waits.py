@@ -22,25 +22,22 @@ from flask import Flask
 from sqlalchemy.engine import Connection
 
 from guard.automation import outcome, via
-from guard.automation.hubspot_action import (
-    ANSWERED,
+from guard.automation.hubspot_action import GRACE, failure
+from guard.errors import InvalidField
+from guard.services import services
+from guard.store.engine import read_only
+from guard.store.tables import (
+    ACTIONS_FINISHED,
     COMPLETED,
     DECIDED,
     EXPIRED,
     FAILED,
-    GRACE,
     WAITING,
-    failure,
+    hubspot_actions,
 )
-from guard.errors import InvalidField
-from guard.services import services
-from guard.store.engine import read_only
-from guard.store.tables import hubspot_actions
 
 log = logging.getLogger(__name__)
 
-# Executions HubSpot will not ask about again.
-FINISHED = (ANSWERED, COMPLETED, EXPIRED, FAILED)
 # A claimed execution whose worker died is due again after this.
 LEASE = timedelta(minutes=5)
 BATCH = 100
@@ -84,7 +81,7 @@ def forget_finished(guard, keep: timedelta) -> int:
     """
     with guard.engine.begin() as conn:
         return conn.execute(hubspot_actions.delete().where(
-            hubspot_actions.c.state.in_(FINISHED),
+            hubspot_actions.c.state.in_(ACTIONS_FINISHED),
             hubspot_actions.c.updated_at < guard.clock() - keep)).rowcount
 
 

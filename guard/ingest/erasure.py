@@ -39,9 +39,11 @@ from guard.ingest.identity import (
 from guard.proxy.erasure import forget_sends
 from guard.store import ledger as contact_ledger
 from guard.store.tables import (
+    ACTIONS_FINISHED,
     erasure_notices,
     erasures,
     hook_inbox,
+    hubspot_actions,
     idempotency_keys,
     identities,
     owner_tasks,
@@ -49,6 +51,7 @@ from guard.store.tables import (
     records,
     settings,
 )
+from guard.store.util import chunks
 from policies.model import Profile, parse_datetime
 
 SETTING = "GUARD_ERASURE_SALT"
@@ -194,6 +197,7 @@ def erase_person(conn: Connection, person_id: str, key: bytes, now: datetime,
     forget_sends(conn, decision_ids, theirs)
     forget_deliveries(conn, crm_ids, addresses, theirs)
     forget_answers(conn, decision_ids)
+    forget_executions(conn, decision_ids)
     erased = Profile(id=person_id, erased=True)
     conn.execute(sa.update(people).where(people.c.id == person_id).values(
         profile=erased.to_dict(), erased=True, updated_at=now,
@@ -294,6 +298,34 @@ def forget_answers(conn: Connection, decision_ids: Collection[str]) -> int:
             idempotency_keys.c.key_id == row.key_id, idempotency_keys.c.key_hash == row.key_hash,
         ).values(response=_without_person(row.response)))
     return len(theirs)
+
+
+def forget_executions(conn: Connection, decision_ids: Collection[str]) -> None:
+    """Forget finished HubSpot workflow executions of ``decision_ids``; strip the others.
+
+    One HubSpot still waits on stays, so the worker releases the contact's workflow
+    (its next check blocks the erased contact); only the reason it would send goes.
+    """
+    for part in chunks(sorted(set(decision_ids)), _PAGE):
+        conn.execute(hubspot_actions.delete().where(
+            hubspot_actions.c.decision_id.in_(part),
+            hubspot_actions.c.state.in_(ACTIONS_FINISHED)))
+        for callback_id, answer, outputs in conn.execute(
+                sa.select(hubspot_actions.c.callback_id, hubspot_actions.c.answer,
+                          hubspot_actions.c.outputs)
+                .where(hubspot_actions.c.decision_id.in_(part))).all():
+            conn.execute(hubspot_actions.update()
+                         .where(hubspot_actions.c.callback_id == callback_id)
+                         .values(answer=_without_reason(answer),
+                                 outputs=_without_reason(outputs)))
+
+
+def _without_reason(value: Any) -> Any:
+    """Return an execution's stored fields with every ``reason`` replaced by the erasure note."""
+    if isinstance(value, Mapping):
+        return {k: contact_ledger.ERASED_MESSAGE if k == "reason" else _without_reason(v)
+                for k, v in value.items()}
+    return value
 
 
 # What a provider's answer keeps once its recipient is erased: what identifies the

@@ -160,6 +160,16 @@ hook_inbox = sa.Table(
 # HubSpot custom workflow action executions by callbackId (guard.automation): the answer
 # each got, so a retry gets it again; a deferred one waits for the worker to check it again
 # at ``due_at`` and complete HubSpot's callback with ``outputs``.
+# HubSpot workflow executions the guard answered (guard.automation), and the states of
+# their rows.
+ANSWERED = "answered"    # the answer was final (allow, block, reroute, a bad input)
+WAITING = "waiting"      # deferred: HubSpot holds the contact until the callback completes
+DECIDED = "decided"      # checked again: ``outputs`` are ready to complete the callback with
+COMPLETED = "completed"  # HubSpot took the outputs
+EXPIRED = "expired"      # HubSpot stopped waiting before the callback could be completed
+FAILED = "failed"        # HubSpot refused the completion for good
+# Executions HubSpot will not ask about again; purged after GUARD_INBOX_RETENTION_DAYS.
+ACTIONS_FINISHED = (ANSWERED, COMPLETED, EXPIRED, FAILED)
 hubspot_actions = sa.Table(
     "hubspot_actions",
     metadata,

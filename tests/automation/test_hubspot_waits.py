@@ -10,6 +10,7 @@ HubSpot holds an execution answered ``{"outputFields": {"hs_execution_state":
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,6 +23,7 @@ from guard.automation.hubspot_waits import HubSpotWaits
 from guard.store.tables import hubspot_actions
 from tests.automation.conftest import SECRET, customer, decisions
 from tests.automation.test_hubspot_action import execution, post
+from tests.conftest import accepted, purchase
 
 # 22:30 in Berlin: calls wait for 08:00 there (the shipped policy's call-hours).
 LATE = datetime(2026, 11, 23, 21, 30, tzinfo=UTC)
@@ -150,3 +152,27 @@ def test_guard_worker_completes_the_callback_with_the_crms_hubspot_credentials(
     clock.now = OPENS
     run(app, once=True)
     assert fake.completed["cb-worker"][0]["outputFields"]["verdict"] == "allow"
+
+
+def test_erasure_forgets_finished_executions_and_a_waiting_one_ends_blocked(
+        app, client, guard, engine, clock, fake, job):
+    customer(guard)
+    accepted(guard.ingest([purchase("SO-1", {"hubspot": "501"})]))
+    done = post(client, execution("cb-done")).get_json()
+    assert "Bought audi-a4" in done["outputFields"]["reason"]
+    clock.now = LATE
+    post(client, execution("cb-wait", **CALL))
+
+    accepted(guard.ingest([{"type": "erase", "source": {"system": "privacy", "id": "DSR-7"},
+                            "person": {"email": "anna@example.com"}}]))
+
+    with engine.connect() as conn:
+        left = conn.execute(sa.select(hubspot_actions.c.callback_id)).scalars().all()
+    assert left == ["cb-wait"], "HubSpot still waits on cb-wait; cb-done is forgotten"
+    clock.now = OPENS + timedelta(minutes=1)
+    job(app)
+    [completion] = fake.completed["cb-wait"]
+    fields = completion["outputFields"]
+    assert (fields["hs_execution_state"], fields["verdict"]) == ("SUCCESS", "block")
+    assert "erased" in fields["rules"].split(",")
+    assert "anna" not in json.dumps(completion)
