@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -154,14 +155,17 @@ def test_a_post_without_the_one_click_body_records_nothing(app, anna, store, ups
     assert check(store, "newsletter", sender="dealer:munich").verdict == "allow"
 
 
-@pytest.mark.parametrize("path", ["/u/k2.abc.def", "/u/nothing", "/preferences/k2.a.b"])
+@pytest.mark.parametrize("path", ["/u/k2.zqxpayload.zqxmac", "/u/zqx-not-a-link",
+                                  "/preferences/k2.zqxperson.zqxmac"])
 def test_a_forged_link_is_a_404_that_says_nothing(client, path):
     answer = client.post(path, data={"List-Unsubscribe": "One-Click"}) \
         if path.startswith("/u/") else client.get(path)
     assert answer.status_code == 404
     html = answer.get_data(as_text=True)
     assert "This link is not valid" in html
-    assert "k2" not in html and "nothing" not in html
+    # The page's random style nonce may hold any short text; nothing of the token may show.
+    shown = re.sub(r'nonce="[^"]*"', "", html)
+    assert "zqx" not in shown and "k2." not in shown
 
 
 def test_a_person_link_cannot_unsubscribe(app, anna, signer, store):
