@@ -22,7 +22,7 @@ from bench.loader import replicate, store, template_store
 from bench.population import CHANNELS, EPOCH, PURPOSES, SENDERS, email_of
 
 PAGES = ("overview", "decisions", "decisions_filtered", "decisions_deep", "decision",
-         "people_search", "person", "outbox", "keys", "policy", "audit")
+         "people_search", "people_search_name", "person", "outbox", "keys", "policy", "audit")
 FIGURES = {f"console_page_p95_ms.{page}": ("ms", Target("<=", 100)) for page in PAGES}
 # (people, decision rows, rounds per page) by run mode.
 SCALE = {"quick": (2_000, 20_000, 20), "full": (1_000_000, 10_000_000, 50)}
@@ -158,6 +158,8 @@ def _paths(client, engine, person_ids: list[str]) -> dict[str, str]:
         "decisions_deep": "/console/decisions?after=" + encode_cursor(deep.at, deep.id),
         "decision": f"/console/decisions/{one}",
         "people_search": "/console/people?q=" + email_of(7),
+        # A name nobody has (a typo): the search reads every profile before it says so.
+        "people_search_name": "/console/people?q=zzqx",
         "person": f"/console/people/{person_ids[0]}",
         "outbox": "/console/outbox",
         "keys": "/console/keys",
