@@ -25,6 +25,7 @@ from guard.console.pages import bp, engine, page
 from guard.services import services
 from guard.store.engine import read_only
 from guard.store.tables import (
+    CRM_STREAM,
     FLAGS_STREAM,
     LAST_RUN_STREAM,
     console_days,
@@ -155,14 +156,15 @@ def crm_status() -> tuple[list[dict], int]:
         synced = conn.execute(
             sa.select(sync_bookmarks.c.connector, sa.func.max(sync_bookmarks.c.updated_at),
                       sa.func.count())
-            .where(sync_bookmarks.c.stream.not_like("guard:%"))
+            .where(CRM_STREAM)
             .group_by(sync_bookmarks.c.connector)).all()
-        marks = dict(conn.execute(
-            sa.select(sync_bookmarks.c.connector, sync_bookmarks.c.value)
-            .where(sync_bookmarks.c.stream == FLAGS_STREAM)).all())
-        runs = dict(conn.execute(
-            sa.select(sync_bookmarks.c.connector, sync_bookmarks.c.value)
-            .where(sync_bookmarks.c.stream == LAST_RUN_STREAM)).all())
+        own: dict[str, dict] = {FLAGS_STREAM: {}, LAST_RUN_STREAM: {}}
+        for system, stream, value in conn.execute(
+                sa.select(sync_bookmarks.c.connector, sync_bookmarks.c.stream,
+                          sync_bookmarks.c.value)
+                .where(sync_bookmarks.c.stream.in_(tuple(own)))):
+            own[stream][system] = value
+        marks, runs = own[FLAGS_STREAM], own[LAST_RUN_STREAM]
         tasks = conn.execute(sa.select(sa.func.count()).select_from(owner_tasks)
                              .where(owner_tasks.c.status == "open")).scalar()
         notices = dict(conn.execute(sa.select(erasure_notices.c.system, sa.func.count())

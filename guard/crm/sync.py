@@ -14,7 +14,7 @@ from guard.errors import InvalidField
 from guard.ops import observe
 from guard.ops.logs import mask
 from guard.store.engine import read_only
-from guard.store.tables import LAST_RUN_STREAM, sync_bookmarks
+from guard.store.tables import CRM_STREAM, LAST_RUN_STREAM, sync_bookmarks
 from guard.store.util import utc_now
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class StoreBookmarks:
             rows = conn.execute(
                 sa.select(sync_bookmarks.c.stream, sync_bookmarks.c.value)
                 .where(sync_bookmarks.c.connector == self.connector,
-                       sync_bookmarks.c.stream.not_like("guard:%"))
+                       CRM_STREAM)
             )
             return {stream: value for stream, value in rows}
 

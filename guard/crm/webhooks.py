@@ -91,7 +91,6 @@ def hubspot_hook():
 
 def fresh(stamp: str) -> bool:
     """Say whether HubSpot's millisecond timestamp header is within five minutes of now."""
-
     try:
         sent = int(stamp.strip())
     except ValueError:

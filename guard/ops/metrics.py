@@ -162,6 +162,7 @@ def store_figures(engine: sa.Engine, now: datetime) -> list[Any]:
     from guard.store.engine import read_only
     from guard.store.ledger import utc
     from guard.store.tables import (
+        CRM_STREAM,
         FLAGS_STREAM,
         HELD,
         STATUSES,
@@ -192,7 +193,7 @@ def store_figures(engine: sa.Engine, now: datetime) -> list[Any]:
         # The CRM's own streams; the guard's (its flag write-back watermark) move every cycle.
         synced = conn.execute(sa.select(sync_bookmarks.c.connector,
                                         sa.func.min(sync_bookmarks.c.updated_at))
-                              .where(sync_bookmarks.c.stream.not_like("guard:%"))
+                              .where(CRM_STREAM)
                               .group_by(sync_bookmarks.c.connector)).all()
         tasks = conn.execute(sa.select(sa.func.count()).select_from(owner_tasks)
                              .where(owner_tasks.c.status == "open")).scalar()

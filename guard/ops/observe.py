@@ -55,13 +55,12 @@ def sync_run(crm: str) -> Iterator[SyncRun]:
         run.result, run.error = "error", f"{exc.__class__.__name__}: {exc}"
         raise
     finally:
-        run.seconds = seconds = perf_counter() - started
-        result, error = run.result, run.error
-        metrics.observe_sync(crm, result, run.records, run.rejected)
-        fields = {"event": "sync", "crm": crm, "result": result, "records": run.records,
-                  "rejected": run.rejected, "duration_ms": round(seconds * 1000, 2),
-                  "error": error}
+        run.seconds = perf_counter() - started
+        metrics.observe_sync(crm, run.result, run.records, run.rejected)
+        fields = {"event": "sync", "crm": crm, "result": run.result, "records": run.records,
+                  "rejected": run.rejected, "duration_ms": round(run.seconds * 1000, 2),
+                  "error": run.error}
         # A failed run's error is logged by whoever handles it (the worker's CRM job); this
         # line is the run's record.
-        syncs.log(logging.INFO if error is None else logging.WARNING, "%s sync %s", crm, result,
-                  extra={"fields": fields})
+        syncs.log(logging.INFO if run.error is None else logging.WARNING, "%s sync %s", crm,
+                  run.result, extra={"fields": fields})

@@ -157,11 +157,7 @@ hook_inbox = sa.Table(
     sa.Index("ux_hook_inbox_signature", "signature", unique=True),
 )
 
-# HubSpot custom workflow action executions by callbackId (guard.automation): the answer
-# each got, so a retry gets it again; a deferred one waits for the worker to check it again
-# at ``due_at`` and complete HubSpot's callback with ``outputs``.
-# HubSpot workflow executions the guard answered (guard.automation), and the states of
-# their rows.
+# The states of a hubspot_actions row.
 ANSWERED = "answered"    # the answer was final (allow, block, reroute, a bad input)
 WAITING = "waiting"      # deferred: HubSpot holds the contact until the callback completes
 DECIDED = "decided"      # checked again: ``outputs`` are ready to complete the callback with
@@ -170,6 +166,9 @@ EXPIRED = "expired"      # HubSpot stopped waiting before the callback could be 
 FAILED = "failed"        # HubSpot refused the completion for good
 # Executions HubSpot will not ask about again; purged after GUARD_INBOX_RETENTION_DAYS.
 ACTIONS_FINISHED = (ANSWERED, COMPLETED, EXPIRED, FAILED)
+# HubSpot custom workflow action executions by callbackId (guard.automation): the answer
+# each got, so a retry gets it again; a deferred one waits for the worker to check it again
+# at ``due_at`` and complete HubSpot's callback with ``outputs``.
 hubspot_actions = sa.Table(
     "hubspot_actions",
     metadata,
@@ -258,6 +257,8 @@ sync_bookmarks = sa.Table(
 # and what its last sync run did (when, records, refusals, error) for the console.
 FLAGS_STREAM = "guard:flags"
 LAST_RUN_STREAM = "guard:last_run"
+# Where a bookmark is one of the CRM's own streams, not one of the guard's.
+CRM_STREAM = sync_bookmarks.c.stream.not_like("guard:%")
 
 # What the guard last wrote to each CRM record, so unchanged flags are never rewritten.
 crm_writes = sa.Table(
