@@ -30,7 +30,7 @@ def test_the_overview_shows_the_last_runs_records_and_refusals(admin, store, org
     panel = crm_panel(admin)
     records = sum(summary.counts.values())
     assert records > 0
-    assert f"{records} records, {len(rejected)} refused" in panel
+    assert f"{records:,} records, {len(rejected):,} refused" in panel
     assert "failed" not in panel
 
 
