@@ -22,7 +22,8 @@ from bench.loader import replicate, store, template_store
 from bench.population import CHANNELS, EPOCH, PURPOSES, SENDERS, email_of
 
 PAGES = ("overview", "decisions", "decisions_filtered", "decisions_deep", "decision",
-         "people_search", "people_search_name", "person", "outbox", "keys", "policy", "audit")
+         "people_search", "people_search_name", "people_search_words", "person", "outbox",
+         "keys", "policy", "audit")
 FIGURES = {f"console_page_p95_ms.{page}": ("ms", Target("<=", 100)) for page in PAGES}
 # (people, decision rows, rounds per page) by run mode.
 SCALE = {"quick": (2_000, 20_000, 20), "full": (1_000_000, 10_000_000, 50)}
@@ -48,7 +49,10 @@ def measure_at(people: int, decisions: int, count: int, backend: str = "sqlite"
         replicate(template_store(policy), engine, people)
         person_ids = _fill_ledger(engine, decisions, people)
         client, cold_overview = _signed_in(engine, policy)
-        paths = _paths(client, engine, person_ids)
+        paths = _paths(client, engine, person_ids, people)
+        found = client.get(paths["people_search_words"]).get_data(as_text=True)
+        if f"Person {people // 3}<" not in found:
+            raise RuntimeError("the name search found nobody: it would time an empty answer")
         timings: dict[str, list[float]] = {page: [] for page in PAGES}
         for page in PAGES:
             _get(client, paths[page])  # warm-up
@@ -136,7 +140,7 @@ def _signed_in(engine, policy):
     return client, cold
 
 
-def _paths(client, engine, person_ids: list[str]) -> dict[str, str]:
+def _paths(client, engine, person_ids: list[str], people: int) -> dict[str, str]:
     """The URL each figure asks: lists, a deep page, a filtered list, one of each item."""
     from guard.console.decisions import DECIDED
     from guard.store.tables import ledger
@@ -158,8 +162,9 @@ def _paths(client, engine, person_ids: list[str]) -> dict[str, str]:
         "decisions_deep": "/console/decisions?after=" + encode_cursor(deep.at, deep.id),
         "decision": f"/console/decisions/{one}",
         "people_search": "/console/people?q=" + email_of(7),
-        # A name nobody has (a typo): the search reads every profile before it says so.
+        # A name nobody has (a typo), and a first name everyone has beside a rare surname.
         "people_search_name": "/console/people?q=zzqx",
+        "people_search_words": f"/console/people?q=person+{people // 3}",
         "person": f"/console/people/{person_ids[0]}",
         "outbox": "/console/outbox",
         "keys": "/console/keys",

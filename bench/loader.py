@@ -5,7 +5,8 @@ build a million people for every run. So a template of a few hundred people
 goes in through ``Guard.ingest`` (the store computes their profiles and
 ledgers itself), and the rows it wrote are copied with shifted addresses
 until the store holds as many people as asked: person i + k·n is person i's
-double, reachable at ``email_of(i + k·n)`` and ``phone_of(i + k·n)``.
+double, reachable at ``email_of(i + k·n)`` and ``phone_of(i + k·n)``, named
+"Person i + k·n".
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ from sqlalchemy.engine import Engine
 
 from bench.figure import NotMeasured
 from bench.population import EPOCH, email_of, people_events, phone_of
+from guard.ingest.names import words
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 _CHUNK = 2_000
 _EMAIL = re.compile(r"^person(\d+)@example\.com$")
 _PHONE = re.compile(r"^\+4915(\d{9})$")
 _REF = re.compile(r"^dms:C-(\d+)$")
+_NAME = re.compile(r"^Person (\d+)$")
 
 
 TEMPLATE_PEOPLE = 200
@@ -136,6 +139,7 @@ def _replicate_sqlite(template: Engine, target: Engine, people: int) -> None:
 
         tables = {name: rows(name) for name in
                   ("people", "identities", "ledger", "accounts", "campaigns")}
+        tables["person_words"] = (["person_id", "word"], [])
     finally:
         source.close()
     (person_cols, persons), (id_cols, ids), (ledger_cols, entries) = (
@@ -158,8 +162,10 @@ def _replicate_sqlite(template: Engine, target: Engine, people: int) -> None:
     l_id, l_person, l_key = at["ledger"]["id"], at["ledger"]["person_id"], \
         at["ledger"]["record_key"]
     profiles = {row[p_id]: json.loads(row[p_profile]) for row in persons}
-    out: dict[str, list[tuple]] = {"people": [], "identities": [], "ledger": []}
-    cols = {"people": person_cols, "identities": id_cols, "ledger": ledger_cols}
+    out: dict[str, list[tuple]] = {"people": [], "identities": [], "ledger": [],
+                                   "person_words": []}
+    cols = {"people": person_cols, "identities": id_cols, "ledger": ledger_cols,
+            "person_words": ["person_id", "word"]}
     raw = target.raw_connection()
     try:
         cursor = raw.cursor()
@@ -175,7 +181,8 @@ def _replicate_sqlite(template: Engine, target: Engine, people: int) -> None:
 
         # Secondary indexes are built once at the end, not row by row in random order.
         cursor.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql "
-                       "IS NOT NULL AND tbl_name IN ('people', 'identities', 'ledger')")
+                       "IS NOT NULL AND tbl_name IN ('people', 'identities', 'ledger', "
+                       "'person_words')")
         indexes = cursor.fetchall()
         cursor.execute("PRAGMA cache_size=-500000")
         cursor.execute("BEGIN IMMEDIATE")
@@ -193,12 +200,11 @@ def _replicate_sqlite(template: Engine, target: Engine, people: int) -> None:
                     continue
                 person_id = row[p_id] if k == 0 else f"{row[p_id]}_{k}"
                 profile = profiles[row[p_id]]
-                shifted = {**profile, "id": person_id,
-                           "emails": [_shift(v, offset) for v in profile.get("emails") or ()],
-                           "phones": [_shift(v, offset) for v in profile.get("phones") or ()]}
+                shifted = _shifted(profile, person_id, offset)
                 person = list(row)
                 person[p_id], person[p_profile] = person_id, json.dumps(shifted)
                 out["people"].append(tuple(person))
+                out["person_words"] += [(person_id, w) for w in words(shifted.get("name"))]
                 for ident in ids_of.get(row[p_id], ()):
                     copy_ = list(ident)
                     copy_[i_person], copy_[i_value] = person_id, _shift(ident[i_value], offset)
@@ -220,7 +226,7 @@ def _replicate_sqlite(template: Engine, target: Engine, people: int) -> None:
 
 
 def _replicate_rows(template: Engine, target: Engine, people: int) -> None:
-    from guard.store.tables import accounts, campaigns, identities, ledger
+    from guard.store.tables import accounts, campaigns, identities, ledger, person_words
     from guard.store.tables import people as people_table
 
     with template.connect() as conn:
@@ -245,7 +251,8 @@ def _replicate_rows(template: Engine, target: Engine, people: int) -> None:
             if rows:
                 conn.execute(sa.insert(table), [_aware(r) for r in rows])
     copies = -(-people // size)
-    out: dict[sa.Table, list[dict]] = {people_table: [], identities: [], ledger: []}
+    out: dict[sa.Table, list[dict]] = {people_table: [], identities: [], ledger: [],
+                                       person_words: []}
     for k in range(copies):
         for row in persons:
             i = index.get(row["id"])
@@ -253,11 +260,10 @@ def _replicate_rows(template: Engine, target: Engine, people: int) -> None:
                 continue
             person_id = row["id"] if k == 0 else f"{row['id']}_{k}"
             offset = k * size
-            profile = copy.deepcopy(row["profile"])
-            profile["id"] = person_id
-            profile["emails"] = [_shift(v, offset) for v in profile.get("emails") or ()]
-            profile["phones"] = [_shift(v, offset) for v in profile.get("phones") or ()]
+            profile = _shifted(copy.deepcopy(row["profile"]), person_id, offset)
             out[people_table].append(_aware({**row, "id": person_id, "profile": profile}))
+            out[person_words] += [{"person_id": person_id, "word": w}
+                                  for w in words(profile.get("name"))]
             for ident in ids_of.get(row["id"], ()):
                 out[identities].append({**ident, "person_id": person_id,
                                         "value": _shift(ident["value"], offset)})
@@ -277,6 +283,16 @@ def _flush(target: Engine, out: dict[sa.Table, list[dict]]) -> None:
             if rows:
                 conn.execute(sa.insert(table), rows)
             rows.clear()
+
+
+def _shifted(profile: dict, person_id: str, offset: int) -> dict:
+    """Return person i's stored profile as person (i + offset)'s."""
+    name = profile.get("name")
+    if offset and name and (m := _NAME.match(name)):
+        name = f"Person {int(m.group(1)) + offset}"
+    return {**profile, "id": person_id, "name": name,
+            "emails": [_shift(v, offset) for v in profile.get("emails") or ()],
+            "phones": [_shift(v, offset) for v in profile.get("phones") or ()]}
 
 
 def _shift(value: str, offset: int) -> str:

@@ -15,6 +15,7 @@ from flask import redirect, request, url_for
 from guard.console import audit
 from guard.console.pages import PageError, bp, engine, page, require_change
 from guard.errors import NotFound
+from guard.ingest import names
 from guard.ingest.identity import Ref, address, source_ref
 from guard.ingest.people import resolve_person
 from guard.services import services
@@ -48,22 +49,8 @@ def _refs(q: str) -> list[Ref]:
     return refs
 
 
-def _name_matches(conn, q: str) -> list[str]:
-    """People whose name contains ``q`` (case-insensitive), at most a page of them."""
-    pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    if conn.dialect.name == "postgresql":
-        name = people.c.profile.op("->>")("name")
-    else:
-        name = sa.func.json_extract(people.c.profile, "$.name")
-    rows = conn.execute(sa.select(people.c.id)
-                        .where(sa.func.lower(name).like(pattern, escape="\\"),
-                               people.c.erased.is_(False))
-                        .limit(RESULTS)).scalars()
-    return list(rows)
-
-
 def search(q: str) -> list[dict]:
-    """Find people by id, email, phone, CRM id or part of their name."""
+    """Find people by id, email, phone, CRM id or the starts of their name's words."""
     found: list[str] = []
     with read_only(engine().connect()) as conn:
         for ref in _refs(q):
@@ -71,7 +58,7 @@ def search(q: str) -> list[dict]:
             if person_id and person_id not in found:
                 found.append(person_id)
         if len(q) >= 2 and not found:
-            found += [p for p in _name_matches(conn, q) if p not in found]
+            found += names.search(conn, q, RESULTS)
         rows = conn.execute(sa.select(people.c.id, people.c.profile, people.c.flags,
                                       people.c.erased)
                             .where(people.c.id.in_(found[:RESULTS]))).all() if found else []

@@ -29,6 +29,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from guard.checks.flags import DO_NOT_CONTACT, ERASED
+from guard.ingest import names
 from guard.ingest.identity import (
     Ref,
     erased_recipient,
@@ -198,6 +199,7 @@ def erase_person(conn: Connection, person_id: str, key: bytes, now: datetime,
     forget_deliveries(conn, crm_ids, addresses, theirs)
     forget_answers(conn, decision_ids)
     forget_executions(conn, decision_ids)
+    names.forget(conn, [person_id])
     erased = Profile(id=person_id, erased=True)
     conn.execute(sa.update(people).where(people.c.id == person_id).values(
         profile=erased.to_dict(), erased=True, updated_at=now,

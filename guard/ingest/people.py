@@ -13,6 +13,7 @@ from collections.abc import Collection, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from guard.ingest import names
 from guard.ingest.identity import Ref
 from guard.store.tables import identities, ledger, owner_tasks, people, person_aliases, records
 from guard.store.util import chunks
@@ -86,3 +87,4 @@ def merge_people(conn: Connection, loser: str, winner: str) -> None:
                      .values(person_id=winner))
     conn.execute(sa.insert(person_aliases).values(alias=loser, person_id=winner))
     conn.execute(sa.delete(people).where(people.c.id == loser))
+    names.forget(conn, [loser])

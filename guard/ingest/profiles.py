@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from guard.checks.flags import flags_for, hash_flags, lapses_at
+from guard.ingest import names
 from guard.store.tables import accounts, identities, people, records
 from guard.store.util import chunks
 from policies.model import (
@@ -441,12 +442,14 @@ def _rebuild_chunk(conn: Connection, person_ids: list[str], policy, now: datetim
     for index, row in enumerate(bare_rows):
         at_address.setdefault(row["address"], []).append(index)
     plain, flagged = [], []
+    named: dict[str, str | None] = {}
     for pid in live:
         picked = {i for a in addresses[pid] for i in at_address.get(a, ())}
         bare = [bare_rows[i] for i in sorted(picked)]
         account_id = _account_of(own[pid])
         entry = account_cache.get(account_id) if account_id else None
         profile, data = _assemble_dict(pid, own[pid], entry, bare, shared=shared)
+        named[pid] = profile.name
         status, lines = flags_for(profile, policy, now)
         flags = {"status": status, "flags": lines}
         flags_hash = hash_flags(flags)
@@ -462,3 +465,4 @@ def _rebuild_chunk(conn: Connection, person_ids: list[str], policy, now: datetim
         conn.execute(_UPDATE_PROFILE, plain)
     if flagged:
         conn.execute(_UPDATE_PROFILE_FLAGS, flagged)
+    names.keep(conn, named)

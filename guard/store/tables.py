@@ -26,6 +26,18 @@ people = sa.Table(
     sa.Column("updated_at", _TIME, nullable=False, index=True),
 )
 
+# Each word of a person's name, folded (guard.ingest.names), so a name search reads an
+# index instead of every profile. PostgreSQL compares the words byte by byte ("C"), as
+# SQLite does, so a prefix is one range of the index.
+_WORD = sa.String(80).with_variant(sa.String(80, collation="C"), "postgresql")
+person_words = sa.Table(
+    "person_words",
+    metadata,
+    sa.Column("person_id", sa.String(40), primary_key=True),
+    sa.Column("word", _WORD, primary_key=True),
+    sa.Index("ix_person_words_word", "word", "person_id"),
+)
+
 # A merged-away person id keeps resolving to the person it was merged into.
 person_aliases = sa.Table(
     "person_aliases",
