@@ -302,12 +302,23 @@ def _redact(conn: Connection, rows: list[tuple[Any, str | None]]) -> None:
              "kept_decision": redacted_decision(row.decision)} for row, to in rows])
 
 
+_FOR_PERSON = sa.select(
+    ledger.c.id, ledger.c.at, ledger.c.channel, ledger.c.purpose, ledger.c.sender,
+    ledger.c.campaign, ledger.c.template, ledger.c.product, ledger.c.verdict, ledger.c.committed,
+    ledger.c.source,
+).where(ledger.c.person_id == sa.bindparam("person_id"),
+        ledger.c.committed == sa.bindparam("committed")
+        ).order_by(ledger.c.at.desc()).limit(sa.bindparam("limit"))
+
+
 def for_person(conn: Connection, person_id: str, limit: int = 50) -> list[dict]:
     """Return the person's most recent ledger rows, newest first, for display."""
-    rows = conn.execute(
-        sa.select(ledger).where(ledger.c.person_id == person_id)
-        .order_by(ledger.c.at.desc()).limit(limit)
-    ).mappings().all()
+    # Committed rows and dry runs are read apart, each the newest first straight from
+    # the (person, committed, time) index: together, a person with thousands of
+    # decisions would have every row read and sorted to show fifty.
+    rows = sorted((row for committed in (True, False) for row in conn.execute(
+        _FOR_PERSON, {"person_id": person_id, "committed": committed, "limit": limit}
+    ).mappings()), key=lambda r: _aware(r["at"]), reverse=True)[:limit]
     return [
         {
             "id": r["id"],
