@@ -127,8 +127,9 @@ def test_sign_in_each_page_with_data_and_sign_out(page, site, tmp_path):
     shoot(page, "decision", tmp_path)
 
     page.get_by_role("link", name="People").click()
-    page.get_by_label("Email, phone, name or CRM id").fill("weber")
+    page.get_by_label("Email, phone, name or CRM id").fill("ANNA web")
     page.get_by_role("button", name="Search").click()
+    expect(page.get_by_role("cell", name="Anna Weber")).to_be_visible()
     shoot(page, "people", tmp_path)
     page.get_by_role("link", name=site["anna"]).click()
     expect(page.get_by_text("Bought audi-a4")).to_be_visible()
