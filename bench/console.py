@@ -21,7 +21,8 @@ from bench.figure import Figure, Spread, Target, percentile
 from bench.loader import replicate, store, template_store
 from bench.population import CHANNELS, EPOCH, PURPOSES, SENDERS, email_of
 
-PAGES = ("overview", "decisions", "decisions_filtered", "decisions_deep", "decision",
+PAGES = ("overview", "decisions", "decisions_filtered", "decisions_rule", "decisions_rare_rule",
+         "decisions_deep", "decision",
          "people_search", "people_search_name", "people_search_words", "person", "outbox",
          "keys", "policy", "audit")
 FIGURES = {f"console_page_p95_ms.{page}": ("ms", Target("<=", 100)) for page in PAGES}
@@ -31,6 +32,10 @@ _CHUNK = 20_000
 _RULES = ("frequency-cap", "purchase-cooldown", "registered-campaigns", "consent",
           "relationship-owner", "duplicate-content")
 _VERDICTS = ("allow", "allow", "allow", "block", "defer", "reroute")
+# A rule that stopped 100 contacts in the 60 days (a debt collector's letter held back):
+# its list pages through the rule's own index, not through the ledger.
+RARE_RULE = "no-collection-without-invoice"
+_RARE_COUNT = 100
 
 
 def measure(size) -> list[Figure]:
@@ -53,6 +58,9 @@ def measure_at(people: int, decisions: int, count: int, backend: str = "sqlite"
         found = client.get(paths["people_search_words"]).get_data(as_text=True)
         if f"Person {people // 3}<" not in found:
             raise RuntimeError("the name search found nobody: it would time an empty answer")
+        if "/console/decisions/dec_" not in client.get(paths["decisions_rare_rule"]).get_data(
+                as_text=True):
+            raise RuntimeError("the rare rule's list is empty: it would time an empty answer")
         timings: dict[str, list[float]] = {page: [] for page in PAGES}
         for page in PAGES:
             _get(client, paths[page])  # warm-up
@@ -77,7 +85,7 @@ def measure_at(people: int, decisions: int, count: int, backend: str = "sqlite"
 
 def _fill_ledger(engine, decisions: int, people: int) -> list[str]:
     """Add ``decisions`` decision rows over the 60 days before the epoch; return some people."""
-    from guard.store.tables import ledger
+    from guard.store.tables import decision_rules, ledger
     from guard.store.tables import people as people_table
 
     with engine.connect() as conn:
@@ -85,12 +93,15 @@ def _fill_ledger(engine, decisions: int, people: int) -> list[str]:
     rnd = random.Random(11)
     start = EPOCH - timedelta(days=60)
     span = 60 * 24 * 3600
-    insert = sa.insert(ledger)
-    rows = []
+    insert, insert_rules = sa.insert(ledger), sa.insert(decision_rules)
+    rare_every = max(decisions // _RARE_COUNT, 1)
+    rows, rules = [], []
     for n in range(decisions):
         at = start + timedelta(seconds=span * n / max(decisions, 1))
         verdict = rnd.choice(_VERDICTS)
-        rule = rnd.choice(_RULES)
+        rule = RARE_RULE if n % rare_every == rare_every - 1 else rnd.choice(_RULES)
+        if rule == RARE_RULE:
+            verdict = "block"
         person = rnd.choice(person_ids)
         attempt = {"channel": rnd.choice(CHANNELS), "to": email_of(rnd.randrange(people)),
                    "purpose": rnd.choice(PURPOSES), "sender": rnd.choice(SENDERS),
@@ -109,13 +120,18 @@ def _fill_ledger(engine, decisions: int, people: int) -> list[str]:
                                   "not_before": None, "monitored": [],
                                   "policy_version": "sha256:bench"},
                      "policy_version": "sha256:bench", "created_at": at})
+        if reasons:
+            rules.append({"rule": rule, "at": at, "decision_id": decision_id})
         if len(rows) == _CHUNK:
             with engine.begin() as conn:
                 conn.execute(insert, rows)
-            rows = []
+                conn.execute(insert_rules, rules)
+            rows, rules = [], []
     if rows:
         with engine.begin() as conn:
             conn.execute(insert, rows)
+            if rules:
+                conn.execute(insert_rules, rules)
     with engine.begin() as conn:
         conn.exec_driver_sql("ANALYZE")  # both SQLite and PostgreSQL plan from statistics
     return person_ids
@@ -159,6 +175,8 @@ def _paths(client, engine, person_ids: list[str], people: int) -> dict[str, str]
         "overview": "/console/",
         "decisions": "/console/decisions",
         "decisions_filtered": f"/console/decisions?verdict=block&channel=email&since={since}",
+        "decisions_rule": "/console/decisions?rule=consent&verdict=block",
+        "decisions_rare_rule": f"/console/decisions?rule={RARE_RULE}",
         "decisions_deep": "/console/decisions?after=" + encode_cursor(deep.at, deep.id),
         "decision": f"/console/decisions/{one}",
         "people_search": "/console/people?q=" + email_of(7),

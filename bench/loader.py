@@ -138,7 +138,8 @@ def _replicate_sqlite(template: Engine, target: Engine, people: int) -> None:
             return [d[0] for d in cursor.description], cursor.fetchall()
 
         tables = {name: rows(name) for name in
-                  ("people", "identities", "ledger", "accounts", "campaigns")}
+                  ("people", "identities", "ledger", "accounts", "campaigns",
+                   "decision_rules")}
         tables["person_words"] = (["person_id", "word"], [])
     finally:
         source.close()
@@ -157,14 +158,19 @@ def _replicate_sqlite(template: Engine, target: Engine, people: int) -> None:
     ledger_of: dict[str, list[tuple]] = {}
     for row in entries:
         ledger_of.setdefault(row[at["ledger"]["person_id"]], []).append(row)
+    r_id = at["decision_rules"]["decision_id"]
+    rules_of: dict[str, list[tuple]] = {}
+    for row in tables["decision_rules"][1]:
+        rules_of.setdefault(row[r_id], []).append(row)
     p_id, p_profile = at["people"]["id"], at["people"]["profile"]
     i_person, i_value = at["identities"]["person_id"], at["identities"]["value"]
     l_id, l_person, l_key = at["ledger"]["id"], at["ledger"]["person_id"], \
         at["ledger"]["record_key"]
     profiles = {row[p_id]: json.loads(row[p_profile]) for row in persons}
     out: dict[str, list[tuple]] = {"people": [], "identities": [], "ledger": [],
-                                   "person_words": []}
+                                   "decision_rules": [], "person_words": []}
     cols = {"people": person_cols, "identities": id_cols, "ledger": ledger_cols,
+            "decision_rules": tables["decision_rules"][0],
             "person_words": ["person_id", "word"]}
     raw = target.raw_connection()
     try:
@@ -182,7 +188,7 @@ def _replicate_sqlite(template: Engine, target: Engine, people: int) -> None:
         # Secondary indexes are built once at the end, not row by row in random order.
         cursor.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql "
                        "IS NOT NULL AND tbl_name IN ('people', 'identities', 'ledger', "
-                       "'person_words')")
+                       "'decision_rules', 'person_words')")
         indexes = cursor.fetchall()
         cursor.execute("PRAGMA cache_size=-500000")
         cursor.execute("BEGIN IMMEDIATE")
@@ -215,6 +221,10 @@ def _replicate_sqlite(template: Engine, target: Engine, people: int) -> None:
                     if entry[l_key]:
                         copy_[l_key] = f"{entry[l_key]}#{k}"
                     out["ledger"].append(tuple(copy_))
+                    for rule in rules_of.get(entry[l_id], ()):
+                        kept = list(rule)
+                        kept[r_id] = copy_[l_id]
+                        out["decision_rules"].append(tuple(kept))
             if len(out["people"]) >= 50_000:
                 flush()
         flush()
@@ -226,13 +236,21 @@ def _replicate_sqlite(template: Engine, target: Engine, people: int) -> None:
 
 
 def _replicate_rows(template: Engine, target: Engine, people: int) -> None:
-    from guard.store.tables import accounts, campaigns, identities, ledger, person_words
+    from guard.store.tables import (
+        accounts,
+        campaigns,
+        decision_rules,
+        identities,
+        ledger,
+        person_words,
+    )
     from guard.store.tables import people as people_table
 
     with template.connect() as conn:
         persons = [dict(r) for r in conn.execute(sa.select(people_table)).mappings()]
         ids = [dict(r) for r in conn.execute(sa.select(identities)).mappings()]
         entries = [dict(r) for r in conn.execute(sa.select(ledger)).mappings()]
+        rules = [dict(r) for r in conn.execute(sa.select(decision_rules)).mappings()]
         fixed = {t: [dict(r) for r in conn.execute(sa.select(t)).mappings()]
                  for t in (accounts, campaigns)}
     index = {row["person_id"]: int(m.group(1)) for row in ids
@@ -246,13 +264,17 @@ def _replicate_rows(template: Engine, target: Engine, people: int) -> None:
     ledger_of: dict[str, list[dict]] = {}
     for row in entries:
         ledger_of.setdefault(row["person_id"], []).append(row)
+    rules_of: dict[str, list[dict]] = {}
+    for row in rules:
+        rules_of.setdefault(row["decision_id"], []).append(row)
     with target.begin() as conn:
         for table, rows in fixed.items():
             if rows:
                 conn.execute(sa.insert(table), [_aware(r) for r in rows])
     copies = -(-people // size)
+    # In insert order: a decision before the rules that refer to it.
     out: dict[sa.Table, list[dict]] = {people_table: [], identities: [], ledger: [],
-                                       person_words: []}
+                                       decision_rules: [], person_words: []}
     for k in range(copies):
         for row in persons:
             i = index.get(row["id"])
@@ -272,6 +294,8 @@ def _replicate_rows(template: Engine, target: Engine, people: int) -> None:
                 out[ledger].append(_aware({
                     **entry, "id": f"{entry['id']}_{k}", "person_id": person_id,
                     "record_key": f"{key}#{k}" if key else None}))
+                out[decision_rules] += [_aware({**rule, "decision_id": f"{entry['id']}_{k}"})
+                                        for rule in rules_of.get(entry["id"], ())]
         if sum(len(v) for v in out.values()) >= _CHUNK:
             _flush(target, out)
     _flush(target, out)

@@ -1,9 +1,8 @@
 """The decision list (filters, newest first, keyset pages of 50) and one decision's page.
 
 Pages follow ``(at, id)`` downwards from the last row shown (the ``ix_ledger_at_id``
-index; a person's rows through ``ix_ledger_person_committed_at``), so page 1,000
-costs what page 1 does. A rule filter reads inside each decision's reasons; it
-pages the same way but reads past every row that does not match.
+index; a person's rows through ``ix_ledger_person_committed_at``; a rule's through
+``decision_rules``), so page 1,000 costs what page 1 does.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from guard.console.pages import PageError, bp, engine, page
 from guard.errors import InvalidField, NotFound
 from guard.services import services
 from guard.store.engine import read_only
-from guard.store.tables import ledger
+from guard.store.tables import decision_rules, ledger
 from policies.model import VERDICTS, parse_datetime
 
 PAGE = 50
@@ -94,8 +93,6 @@ def read_filters(args) -> tuple[Filters, list]:
         conditions.append(ledger.c.at < _moment("until", found.until, end=True))
     if found.person:
         conditions.append(ledger.c.person_id == _person_id(found.person))
-    if found.rule:
-        conditions.append(_has_rule(found.rule))
     return found, conditions
 
 
@@ -126,17 +123,6 @@ def _person_id(text: str) -> str:
     return found
 
 
-def _has_rule(rule: str) -> sa.ColumnElement:
-    """Match decisions one of whose reasons came from ``rule``."""
-    bound = sa.bindparam("rule_filter", rule)
-    if engine().dialect.name == "postgresql":
-        return sa.cast(ledger.c.decision, sa.dialects.postgresql.JSONB)["reasons"].contains(
-            sa.func.jsonb_build_array(sa.func.jsonb_build_object("rule", bound)))
-    reasons = sa.func.json_each(ledger.c.decision, "$.reasons").table_valued("value")
-    return sa.exists(sa.select(1).select_from(reasons)
-                     .where(sa.func.json_extract(reasons.c.value, "$.rule") == bound))
-
-
 def encode_cursor(at: datetime, row_id: str) -> str:
     """The cursor after a row: its time and id, in a URL-safe text."""
     text = f"{_utc(at).isoformat()}|{row_id}"
@@ -160,15 +146,24 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def page_of(conditions: list, after: str | None, limit: int = PAGE) -> tuple[list, str | None]:
-    """Return one page of decisions, newest first, and the cursor of the next page."""
+def page_of(conditions: list, after: str | None, limit: int = PAGE, *,
+            rule: str = "") -> tuple[list, str | None]:
+    """Return one page of decisions, newest first, and the cursor of the next page.
+
+    With ``rule``, only decisions one of whose reasons came from that rule, paged
+    through the rule's own index (``decision_rules``).
+    """
     query = sa.select(*_LIST_COLUMNS).where(*conditions)
+    at_column, id_column = ledger.c.at, ledger.c.id
+    if rule:
+        query = query.select_from(ledger.join(decision_rules, sa.and_(
+            decision_rules.c.decision_id == ledger.c.id, decision_rules.c.rule == rule)))
+        at_column, id_column = decision_rules.c.at, decision_rules.c.decision_id
     if after:
         at, row_id = decode_cursor(after)
         # "at <= cursor" bounds the index range; the OR alone makes SQLite scan from the top.
-        query = query.where(ledger.c.at <= at,
-                            sa.or_(ledger.c.at < at, ledger.c.id < row_id))
-    query = query.order_by(ledger.c.at.desc(), ledger.c.id.desc()).limit(limit + 1)
+        query = query.where(at_column <= at, sa.or_(at_column < at, id_column < row_id))
+    query = query.order_by(at_column.desc(), id_column.desc()).limit(limit + 1)
     with read_only(engine().connect()) as conn:
         rows = conn.execute(query).all()
     more = len(rows) > limit
@@ -188,7 +183,7 @@ def decisions():
     filters, problem, rows, after = Filters(), None, [], None
     try:
         filters, conditions = read_filters(request.args)
-        rows, after = page_of(conditions, request.args.get("after"))
+        rows, after = page_of(conditions, request.args.get("after"), rule=filters.rule)
     except PageError as exc:
         problem = exc.message
     shown = [{"id": r.id, "at": r.at, "person": r.person_id, "channel": r.channel,

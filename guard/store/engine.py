@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import sqlite3
 import threading
+from collections.abc import Sequence
 from contextlib import nullcontext
 from typing import Any
 from urllib.parse import quote
@@ -228,13 +229,16 @@ def on_cursor(conn: sa.Connection, sql: str, params, *, many: bool = False) -> l
 
 
 def on_cursor_together(conn: sa.Connection, statements: list[tuple[str, Any]], *,
-                       many: bool = False) -> list[list | None]:
+                       many: bool | Sequence[bool] = False) -> list[list | None]:
     """Run several driver statements in order as ``on_cursor`` does; return each one's rows.
 
     On PostgreSQL they go in one pipeline: one round trip for all (and for the
     transaction's BEGIN, when they open it) instead of one each. Each still
     runs on its own, in order, with its own snapshot in READ COMMITTED.
+    ``many`` says for all statements, or for each, whether its parameters are
+    a list of rows.
     """
+    each = [many] * len(statements) if isinstance(many, bool) else list(many)
     if not conn.in_transaction():
         conn.begin()  # as Connection.execute would, so every statement is in one transaction
     dbapi_connection = conn.connection.dbapi_connection
@@ -244,17 +248,17 @@ def on_cursor_together(conn: sa.Connection, statements: list[tuple[str, Any]], *
     try:
         together = len(statements) > 1 and hasattr(dbapi_connection, "pipeline")
         with dbapi_connection.pipeline() if together else nullcontext():
-            for sql, params in statements:
+            for (sql, params), rows in zip(statements, each, strict=True):
                 cursor = dbapi_connection.cursor()
                 cursors.append(cursor)
                 if dispatch.before_cursor_execute:
-                    dispatch.before_cursor_execute(conn, cursor, sql, params, None, many)
-                if many:
+                    dispatch.before_cursor_execute(conn, cursor, sql, params, None, rows)
+                if rows:
                     cursor.executemany(sql, params)
                 else:
                     cursor.execute(sql, params)
                 if dispatch.after_cursor_execute:
-                    dispatch.after_cursor_execute(conn, cursor, sql, params, None, many)
+                    dispatch.after_cursor_execute(conn, cursor, sql, params, None, rows)
         return [c.fetchall() if c.description is not None else None for c in cursors]
     except conn.dialect.loaded_dbapi.Error as exc:
         dialect = conn.dialect

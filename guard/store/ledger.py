@@ -19,8 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
-from guard.store.engine import on_cursor
-from guard.store.tables import ledger
+from guard.store.engine import on_cursor_together
+from guard.store.tables import decision_rules, ledger
 from guard.store.util import chunks
 from policies.model import Attempt, Decision, Evidence, LedgerEntry, parse_datetime
 
@@ -59,8 +59,9 @@ def record_decision(conn: Connection, decision: Decision, attempt: Attempt, *,
 
 def record_many(conn: Connection, decided: list[tuple[Decision, Attempt]], *,
                 committed: bool, now: datetime) -> None:
-    """Write many decisions in one statement."""
-    insert_rows(conn, ledger_rows(conn.dialect, decided, committed=committed, now=now))
+    """Write many decisions in one statement, and which rules gave each its reasons."""
+    insert_rows(conn, ledger_rows(conn.dialect, decided, committed=committed, now=now),
+                rule_rows(conn.dialect, decided))
 
 
 def mark_via(conn: Connection, decision_ids: list[str], via: str) -> None:
@@ -103,14 +104,30 @@ def ledger_rows(dialect: Dialect, decided: list[tuple[Decision, Attempt]], *,
     return rows
 
 
-def insert_rows(conn: Connection, rows: list) -> None:
-    """Insert rows built by ``ledger_rows`` for this connection's dialect."""
+def rule_rows(dialect: Dialect, decided: list[tuple[Decision, Attempt]]) -> list:
+    """Return the ``decision_rules`` rows of ``decided``: each rule behind a decision's reasons."""
+    insert = _raw_insert(dialect)
+    rows = [(rule, insert.at(utc(attempt.at)), decision.decision_id)
+            for decision, attempt in decided if decision.reasons
+            for rule in dict.fromkeys(f.rule for f in decision.reasons)]
+    if not insert.rules_positional:
+        rows = [dict(zip(_RULE_COLUMNS, row, strict=True)) for row in rows]
+    return rows
+
+
+def insert_rows(conn: Connection, rows: list, rules: list = ()) -> None:
+    """Insert rows built by ``ledger_rows`` (and ``rule_rows``) for this connection's dialect."""
     if not rows:
         return
     # One row as a plain execute: psycopg runs executemany through pipeline mode, an
-    # extra sync round trip that a single check would pay every time.
-    many = len(rows) > 1
-    on_cursor(conn, _raw_insert(conn.dialect).sql, rows if many else rows[0], many=many)
+    # extra sync round trip that a single check would pay every time. The rules go in
+    # the same pipeline: a stopped decision costs no round trip more than an allowed one.
+    insert = _raw_insert(conn.dialect)
+    statements, many = [(insert.sql, rows if len(rows) > 1 else rows[0])], [len(rows) > 1]
+    if rules:
+        statements.append((insert.rules_sql, rules if len(rules) > 1 else rules[0]))
+        many.append(len(rules) > 1)
+    on_cursor_together(conn, statements, many=many)
 
 
 @dataclass(frozen=True)
@@ -129,6 +146,8 @@ class _RawInsert:
     sql: str
     positional: bool
     names: tuple[str, ...]
+    rules_sql: str
+    rules_positional: bool
     dumps: Callable[[Any], str]
     at: Callable[[Any], Any]
     committed: Callable[[Any], Any]
@@ -139,6 +158,7 @@ _RAW_INSERTS: weakref.WeakKeyDictionary[Dialect, _RawInsert] = weakref.WeakKeyDi
 _COLUMNS = ("id", "person_id", "at", "channel", "purpose", "sender", "campaign", "template",
             "product", "verdict", "committed", "attempt", "decision", "policy_version", "source",
             "record_key", "created_at", "recipient", "via")
+_RULE_COLUMNS = ("rule", "at", "decision_id")
 
 
 def recipient_of(decision: Decision, attempt: Attempt) -> str | None:
@@ -164,8 +184,13 @@ def _raw_insert(dialect: Dialect) -> _RawInsert:
         - {"at", "committed", "created_at", "attempt", "decision", "source"}
     if unexpected:
         raise RuntimeError(f"ledger columns {sorted(unexpected)} need a bind processor")
+    rules = sa.insert(decision_rules).compile(dialect=dialect)
+    if (tuple(rules.positiontup) if rules.positional else _RULE_COLUMNS) != _RULE_COLUMNS \
+            or tuple(c.name for c in decision_rules.c) != _RULE_COLUMNS:
+        raise RuntimeError("decision_rules' columns changed: update rule_rows")
     found = _RAW_INSERTS[dialect] = _RawInsert(
         sql=compiled.string, positional=compiled.positional, names=names,
+        rules_sql=rules.string, rules_positional=rules.positional,
         dumps=getattr(dialect, "_json_serializer", None) or json.dumps,
         at=processors["at"] or _same, committed=processors["committed"] or _same,
         created_at=processors["created_at"] or _same)

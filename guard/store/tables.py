@@ -376,6 +376,18 @@ key_uses = sa.Table(
 # counts verdicts per day from the index alone.
 sa.Index("ix_ledger_at_id", ledger.c.at, ledger.c.id, ledger.c.verdict)
 
+# Which rules gave a decision its reasons, by rule and time: the console lists a rule's
+# decisions newest first from this index instead of reading every decision's reasons.
+# Written with the decision (guard.store.ledger.record_many); gone with it (cascade).
+decision_rules = sa.Table(
+    "decision_rules",
+    metadata,
+    sa.Column("rule", sa.String, primary_key=True),
+    sa.Column("at", _TIME, primary_key=True),
+    sa.Column("decision_id", sa.String(40), sa.ForeignKey("ledger.id", ondelete="CASCADE"),
+              primary_key=True, index=True),
+)
+
 # One row per one-click unsubscribe link used: a replayed POST finds its row and changes
 # nothing more (RFC 8058 lets mailbox providers send the same POST again).
 unsubscribes = sa.Table(

@@ -49,6 +49,29 @@ def test_decisions_page_fifty_at_a_time_without_repeats(admin, store, world):
     assert len(seen) == len(set(seen)) == 120
 
 
+def test_a_rules_decisions_page_newest_first_through_its_own_index(admin, store, world):
+    made = []
+    for n in range(120):
+        made.append(store.check({"channel": "sms", "to": f"+4917012{n:05d}",
+                                 "purpose": "newsletter", "sender": "oem",
+                                 "at": f"2026-11-{1 + n % 20:02d}T10:{n % 60:02d}:00Z"},
+                                commit=n % 2 == 0))
+    rule = made[0].reasons[0].rule
+    mine = [d for d in made if rule in {f.rule for f in d.reasons}]
+    seen, path = [], f"/console/decisions?rule={rule}&channel=sms"
+    while path:
+        html = text(admin.get(path))
+        page = re.findall(r'href="/console/decisions/(dec_[0-9a-f]+)"', html)
+        assert len(page) <= 50
+        seen += page
+        found = re.search(r'rel="next" href="([^"]+)"', html)
+        path = found.group(1).replace("&amp;", "&") if found else None
+    at = {d.decision_id: (a["at"], d.decision_id) for d, a in
+          ((d, store.decision(d.decision_id)["attempt"]) for d in mine)}
+    assert len(mine) > 50 and sorted(seen) == sorted(at)
+    assert seen == sorted(seen, key=lambda i: at[i], reverse=True)
+
+
 BAD_FILTERS = [
     ("verdict=maybe", "verdict: &#39;maybe&#39; is not a verdict"),
     ("channel=pigeon", "channel: &#39;pigeon&#39; is not a channel"),
