@@ -41,7 +41,7 @@ DECLARED: dict[str, dict[str, tuple[str, Target]]] = {
              for s in ("salesforce", "hubspot")},
     "console": {f"console_page_p95_ms.{page}": ("ms", Target("<=", 100)) for page in (
         "overview", "decisions", "decisions_filtered", "decisions_rule", "decisions_rare_rule",
-        "decisions_deep", "decision",
+        "decisions_no_match", "decisions_person", "decisions_deep", "decision",
         "people_search", "people_search_name", "people_search_words", "person", "outbox",
         "keys", "policy", "audit")},
 }

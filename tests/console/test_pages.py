@@ -72,6 +72,38 @@ def test_a_rules_decisions_page_newest_first_through_its_own_index(admin, store,
     assert seen == sorted(seen, key=lambda i: at[i], reverse=True)
 
 
+def test_a_rare_combination_looks_through_a_stretch_at_a_time_and_finds_them_all(
+        admin, store, world, monkeypatch):
+    from guard.console import decisions
+
+    monkeypatch.setattr(decisions, "SCAN", 40)
+    rare = []
+    for n in range(150):
+        purpose = "survey" if n % 37 == 0 else "newsletter"
+        decided = store.check({"channel": "sms", "to": f"+4917012{n:05d}", "purpose": purpose,
+                               "sender": "oem", "at": f"2026-11-{1 + n % 20:02d}T10:00:00Z"},
+                              commit=False)
+        if purpose == "survey":
+            rare.append(decided.decision_id)
+    seen, stretches, path = [], 0, "/console/decisions?channel=sms&purpose=survey"
+    while path:
+        html = text(admin.get(path))
+        seen += re.findall(r'href="/console/decisions/(dec_[0-9a-f]+)"', html)
+        stretches += "Looked through 40 decisions, back to" in html
+        found = re.search(r'rel="next" href="([^"]+)"', html)
+        path = found.group(1).replace("&amp;", "&") if found else None
+    assert sorted(seen) == sorted(rare) and len(seen) == len(set(seen))
+    assert stretches >= 3  # 150 and more decisions, 40 a stretch
+
+    # A rule's decisions of one person: the person is tested on the rule's rows.
+    blocked = next(d for d in world["decisions"] if d.verdict == "block")
+    html = text(admin.get(f"/console/decisions?rule={blocked.rules[0]}&person={blocked.person}"))
+    listed = re.findall(r'href="/console/decisions/(dec_[0-9a-f]+)"', html)
+    assert blocked.decision_id in listed and sorted(listed) == sorted(
+        d.decision_id for d in world["decisions"]
+        if d.person == blocked.person and blocked.rules[0] in d.rules)
+
+
 BAD_FILTERS = [
     ("verdict=maybe", "verdict: &#39;maybe&#39; is not a verdict"),
     ("channel=pigeon", "channel: &#39;pigeon&#39; is not a channel"),
