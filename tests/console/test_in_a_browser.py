@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from playwright.sync_api import expect
 
 from guard import create_app
@@ -233,3 +234,23 @@ def test_the_policy_loop_edit_check_test_simulate_publish(page, site, tmp_path):
     page.get_by_role("link", name="Audit").click()
     expect(page.get_by_role("cell", name="policy.publish")).to_be_visible()
     shoot(page, "audit", tmp_path)
+
+
+def test_a_rare_filter_says_how_far_back_it_looked_and_reads_on(page, site, tmp_path,
+                                                                monkeypatch):
+    from guard.console import decisions
+
+    monkeypatch.setattr(decisions, "SCAN", 30)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    sign_in(page, site)
+    page.goto(site["base"] + "/console/decisions?verdict=allow&purpose=trade_in")
+    expect(page.get_by_text(re.compile(r"Looked through 30 decisions, back to"))).to_be_visible()
+    shoot(page, "decisions-stretch", tmp_path)
+    found = page.locator("tbody a[href^='/console/decisions/dec_']").all_inner_texts()
+    while page.get_by_role("link", name="Look further back").count():
+        page.get_by_role("link", name="Look further back").click()
+        found += page.locator("tbody a[href^='/console/decisions/dec_']").all_inner_texts()
+    with site["guard"].engine.connect() as conn:
+        expected = set(conn.execute(sa.text(
+            "SELECT id FROM ledger WHERE verdict = 'allow' AND purpose = 'trade_in'")).scalars())
+    assert expected and sorted(found) == sorted(expected)
