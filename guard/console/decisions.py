@@ -81,6 +81,8 @@ class Selection:
     sources: list[list]
     checked: list
     rule: str = ""
+    # The index holds times but not decision ids (a person's): a stretch ends at a time.
+    by_time: bool = False
 
 
 def read_filters(args) -> tuple[Filters, Selection]:
@@ -120,8 +122,9 @@ def read_filters(args) -> tuple[Filters, Selection]:
         return found, Selection([keyed], [*checked, person], found.rule)
     # A person's committed decisions and dry runs are each in time order in their index
     # (person, committed, time), not together: read apart, merged here.
-    return found, Selection([[*keyed, person, ledger.c.committed == committed]
-                             for committed in (sa.true(), sa.false())], checked)
+    return found, Selection([[*keyed[1:], person, ledger.c.committed == committed]
+                             for committed in (sa.true(), sa.false())],
+                            [DECIDED, *checked], by_time=True)
 
 
 def _sender(pattern: str) -> sa.ColumnElement:
@@ -161,8 +164,9 @@ def decode_cursor(text: str) -> tuple[datetime, str]:
     """Read a cursor; raise PageError for one that is not ours."""
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-        moment, _, row_id = raw.partition("|")
-        if not row_id:
+        # An empty id is a stretch that ended at a time: the next starts before it.
+        moment, bar, row_id = raw.partition("|")
+        if not bar:
             raise ValueError(raw)
         return parse_datetime(moment).astimezone(UTC), row_id
     except (ValueError, TypeError, UnicodeDecodeError):
@@ -213,7 +217,16 @@ def _stretch(conn, selection: Selection, keyed: list, cursor: tuple[datetime, st
         conditions += [at_column <= at, sa.or_(at_column < at, id_column < row_id)]
     newest_first = (at_column.desc(), id_column.desc())
     end = None
-    if selection.checked:
+    if selection.checked and selection.by_time:
+        # Read from the index alone: the time SCAN rows back. Every row of that time is in
+        # this stretch, so the next one starts before it (one person has few at a time).
+        ends = conn.execute(sa.select(at_column).where(*keyed, *(
+            [at_column <= cursor[0]] if cursor else [])).order_by(at_column.desc())
+            .offset(SCAN - 1).limit(1)).scalar()
+        if ends is not None:
+            end = _key(ends, "")
+            conditions.append(at_column >= ends)
+    elif selection.checked:
         # Filters no index answers are tested on the next SCAN rows of the index, not on
         # however many it takes to fill a page: a rare combination answers as fast, and
         # the reader is offered the next stretch.

@@ -104,6 +104,30 @@ def test_a_rare_combination_looks_through_a_stretch_at_a_time_and_finds_them_all
         if d.person == blocked.person and blocked.rules[0] in d.rules)
 
 
+def test_a_persons_filtered_decisions_come_stretch_by_stretch_dry_runs_among_them(
+        admin, store, world, monkeypatch):
+    from guard.console import decisions
+
+    monkeypatch.setattr(decisions, "SCAN", 7)
+    made = []
+    for n in range(40):
+        # Some share a time, as a screen's do; every third is a dry run.
+        made.append(store.check({"channel": "email", "to": "anna@example.com",
+                                 "purpose": ["newsletter", "survey"][n % 4 == 0],
+                                 "sender": "oem", "at": f"2026-11-{1 + n // 3:02d}T10:00:00Z"},
+                                commit=n % 3 != 0))
+    seen, stretches, path = [], 0, "/console/decisions?person=anna@example.com&purpose=survey"
+    while path:
+        html = text(admin.get(path))
+        seen += re.findall(r'href="/console/decisions/(dec_[0-9a-f]+)"', html)
+        stretches += "Looked through 7 decisions" in html
+        found = re.search(r'rel="next" href="([^"]+)"', html)
+        path = found.group(1).replace("&amp;", "&") if found else None
+    surveys = [d.decision_id for n, d in enumerate(made) if n % 4 == 0]
+    assert sorted(seen) == sorted(surveys) and len(seen) == len(set(seen))
+    assert stretches >= 3
+
+
 BAD_FILTERS = [
     ("verdict=maybe", "verdict: &#39;maybe&#39; is not a verdict"),
     ("channel=pigeon", "channel: &#39;pigeon&#39; is not a channel"),
