@@ -16,6 +16,17 @@ def text(response) -> str:
     return response.get_data(as_text=True)
 
 
+def walk(client, path: str) -> list[tuple[str, list[str]]]:
+    """Follow a decision list's next-page links; return each page's HTML and decision ids."""
+    pages = []
+    while path:
+        html = text(client.get(path))
+        pages.append((html, re.findall(r'href="/console/decisions/(dec_[0-9a-f]+)"', html)))
+        found = re.search(r'rel="next" href="([^"]+)"', html)
+        path = found.group(1).replace("&amp;", "&") if found else None
+    return pages
+
+
 def test_decisions_list_newest_first_with_filters(admin, world):
     html = text(admin.get("/console/decisions"))
     ids = re.findall(r'href="/console/decisions/(dec_[0-9a-f]+)"', html)
@@ -38,14 +49,9 @@ def test_decisions_page_fifty_at_a_time_without_repeats(admin, store, world):
         store.check({"channel": "sms", "to": f"+4917012{n:05d}", "purpose": "newsletter",
                      "sender": "oem", "at": f"2026-11-{1 + n % 20:02d}T10:00:00Z",
                      "commit": False})
-    seen, path = [], "/console/decisions?channel=sms"
-    while path:
-        html = text(admin.get(path))
-        page = re.findall(r'href="/console/decisions/(dec_[0-9a-f]+)"', html)
-        assert len(page) <= 50
-        seen += page
-        found = re.search(r'rel="next" href="([^"]+)"', html)
-        path = found.group(1).replace("&amp;", "&") if found else None
+    pages = walk(admin, "/console/decisions?channel=sms")
+    seen = [i for _, ids in pages for i in ids]
+    assert all(len(ids) <= 50 for _, ids in pages)
     assert len(seen) == len(set(seen)) == 120
 
 
@@ -58,14 +64,9 @@ def test_a_rules_decisions_page_newest_first_through_its_own_index(admin, store,
                                 commit=n % 2 == 0))
     rule = made[0].reasons[0].rule
     mine = [d for d in made if rule in {f.rule for f in d.reasons}]
-    seen, path = [], f"/console/decisions?rule={rule}&channel=sms"
-    while path:
-        html = text(admin.get(path))
-        page = re.findall(r'href="/console/decisions/(dec_[0-9a-f]+)"', html)
-        assert len(page) <= 50
-        seen += page
-        found = re.search(r'rel="next" href="([^"]+)"', html)
-        path = found.group(1).replace("&amp;", "&") if found else None
+    pages = walk(admin, f"/console/decisions?rule={rule}&channel=sms")
+    seen = [i for _, ids in pages for i in ids]
+    assert all(len(ids) <= 50 for _, ids in pages)
     at = {d.decision_id: (a["at"], d.decision_id) for d, a in
           ((d, store.decision(d.decision_id)["attempt"]) for d in mine)}
     assert len(mine) > 50 and sorted(seen) == sorted(at)
@@ -85,13 +86,9 @@ def test_a_rare_combination_looks_through_a_stretch_at_a_time_and_finds_them_all
                               commit=False)
         if purpose == "survey":
             rare.append(decided.decision_id)
-    seen, stretches, path = [], 0, "/console/decisions?channel=sms&purpose=survey"
-    while path:
-        html = text(admin.get(path))
-        seen += re.findall(r'href="/console/decisions/(dec_[0-9a-f]+)"', html)
-        stretches += "Looked through 40 decisions, back to" in html
-        found = re.search(r'rel="next" href="([^"]+)"', html)
-        path = found.group(1).replace("&amp;", "&") if found else None
+    pages = walk(admin, "/console/decisions?channel=sms&purpose=survey")
+    seen = [i for _, ids in pages for i in ids]
+    stretches = sum("Looked through 40 decisions, back to" in html for html, _ in pages)
     assert sorted(seen) == sorted(rare) and len(seen) == len(set(seen))
     assert stretches >= 3  # 150 and more decisions, 40 a stretch
 
@@ -116,13 +113,9 @@ def test_a_persons_filtered_decisions_come_stretch_by_stretch_dry_runs_among_the
                                  "purpose": ["newsletter", "survey"][n % 4 == 0],
                                  "sender": "oem", "at": f"2026-11-{1 + n // 3:02d}T10:00:00Z"},
                                 commit=n % 3 != 0))
-    seen, stretches, path = [], 0, "/console/decisions?person=anna@example.com&purpose=survey"
-    while path:
-        html = text(admin.get(path))
-        seen += re.findall(r'href="/console/decisions/(dec_[0-9a-f]+)"', html)
-        stretches += "Looked through 7 decisions" in html
-        found = re.search(r'rel="next" href="([^"]+)"', html)
-        path = found.group(1).replace("&amp;", "&") if found else None
+    pages = walk(admin, "/console/decisions?person=anna@example.com&purpose=survey")
+    seen = [i for _, ids in pages for i in ids]
+    stretches = sum("Looked through 7 decisions" in html for html, _ in pages)
     surveys = [d.decision_id for n, d in enumerate(made) if n % 4 == 0]
     assert sorted(seen) == sorted(surveys) and len(seen) == len(set(seen))
     assert stretches >= 3
