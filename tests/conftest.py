@@ -73,11 +73,66 @@ def db_url(request, tmp_path):
         admin.dispose()
 
 
+_migrated: dict[str, object] = {}
+
+
+def _migrate(engine: sa.Engine, folder) -> None:
+    """Bring an empty store to the newest schema as ``upgrade`` does, quicker than it.
+
+    The migrations run for real once per test session and dialect; each later store
+    gets their outcome: SQLite the migrated file, copied page by page; PostgreSQL every
+    statement the migrations sent (their reads of the catalog left out), sent again.
+    """
+    dialect = engine.dialect.name
+    if dialect not in _migrated:
+        if dialect == "sqlite":
+            template = make_engine(f"sqlite:///{folder / 'migrated.db'}")
+            upgrade(template)
+            template.dispose()
+            _migrated[dialect] = folder / "migrated.db"
+        else:
+            sent: list[tuple[str, object, bool]] = []
+
+            def record(conn, cursor, statement, parameters, context, executemany):
+                if not statement.lstrip().upper().startswith(("SELECT", "SHOW")):
+                    sent.append((statement, parameters, executemany))
+
+            sa.event.listen(engine, "before_cursor_execute", record)
+            try:
+                upgrade(engine)
+            finally:
+                sa.event.remove(engine, "before_cursor_execute", record)
+            _migrated[dialect] = sent
+            return
+    if dialect == "sqlite":
+        import sqlite3
+
+        source = sqlite3.connect(_migrated[dialect])
+        target = sqlite3.connect(engine.url.database)
+        try:
+            source.backup(target)
+        finally:
+            source.close()
+            target.close()
+        return
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        for statement, parameters, many in _migrated[dialect]:
+            if many:
+                cursor.executemany(statement, parameters)
+            else:
+                cursor.execute(statement, parameters or None)
+        raw.commit()
+    finally:
+        raw.close()
+
+
 @pytest.fixture
-def engine(db_url):
+def engine(db_url, tmp_path_factory):
     """An engine on a store migrated to the newest schema."""
     engine = make_engine(db_url)
-    upgrade(engine)
+    _migrate(engine, tmp_path_factory.getbasetemp())
     yield engine
     engine.dispose()
 
