@@ -220,9 +220,10 @@ def _stretch(conn, selection: Selection, keyed: list, cursor: tuple[datetime, st
     if selection.checked and selection.by_time:
         # Read from the index alone: the time SCAN rows back. Every row of that time is in
         # this stretch, so the next one starts before it (one person has few at a time).
-        ends = conn.execute(sa.select(at_column).where(*keyed, *(
-            [at_column <= cursor[0]] if cursor else [])).order_by(at_column.desc())
-            .offset(SCAN - 1).limit(1)).scalar()
+        before = [] if cursor is None else [
+            at_column < cursor[0] if cursor[1] == "" else at_column <= cursor[0]]
+        ends = conn.execute(sa.select(at_column).where(*keyed, *before)
+                            .order_by(at_column.desc()).offset(SCAN - 1).limit(1)).scalar()
         if ends is not None:
             end = _key(ends, "")
             conditions.append(at_column >= ends)

@@ -20,6 +20,7 @@ def walk(client, path: str) -> list[tuple[str, list[str]]]:
     """Follow a decision list's next-page links; return each page's HTML and decision ids."""
     pages = []
     while path:
+        assert len(pages) < 100, f"the list does not end: {path}"
         html = text(client.get(path))
         pages.append((html, re.findall(r'href="/console/decisions/(dec_[0-9a-f]+)"', html)))
         found = re.search(r'rel="next" href="([^"]+)"', html)
@@ -119,6 +120,19 @@ def test_a_persons_filtered_decisions_come_stretch_by_stretch_dry_runs_among_the
     surveys = [d.decision_id for n, d in enumerate(made) if n % 4 == 0]
     assert sorted(seen) == sorted(surveys) and len(seen) == len(set(seen))
     assert stretches >= 3
+
+
+def test_more_of_a_persons_decisions_at_one_time_than_a_stretch_still_end(
+        admin, store, world, monkeypatch):
+    from guard.console import decisions
+
+    monkeypatch.setattr(decisions, "SCAN", 5)
+    made = [store.check({"channel": "email", "to": "anna@example.com",
+                         "purpose": ["newsletter", "survey"][n % 3 == 0], "sender": "oem",
+                         "at": "2026-11-02T10:00:00Z"}, commit=False) for n in range(12)]
+    pages = walk(admin, "/console/decisions?person=anna@example.com&purpose=survey")
+    seen = [i for _, ids in pages for i in ids]
+    assert sorted(seen) == sorted(d.decision_id for n, d in enumerate(made) if n % 3 == 0)
 
 
 BAD_FILTERS = [
