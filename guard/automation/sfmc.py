@@ -16,6 +16,8 @@ Activity with Multiple Outcomes").
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +27,7 @@ from flask import Blueprint, current_app, jsonify, render_template_string, reque
 from guard.automation import via
 from guard.errors import GuardError, InvalidField, TooLarge, Unauthorized
 from guard.http.openapi import PROBLEMS, problem, register_path
+from guard.proxy.idempotency import AlreadyAnswered, Answer, Claimed
 from guard.services import services
 from policies.model import VERDICTS
 
@@ -42,6 +45,9 @@ MAX_BYTES = 64 * 1024
 POSTMONGER = f"{PREFIX}/static/postmonger.js"
 # Journey Builder waits at most this long (ms) for execute; checks answer in milliseconds.
 TIMEOUT_MS = 10_000
+# The key id under which execute calls' answers are kept (``idempotency_keys``): Journey
+# Builder signs with the package's secret, not with an API key.
+EXECUTIONS = "sfmc-journey"
 
 
 class JourneysNotConfigured(GuardError):
@@ -157,13 +163,50 @@ def read_check(claims: Mapping[str, Any], contact_key_kind: str) -> dict:
     return check
 
 
+def execution(claims: Mapping[str, Any], check: Mapping[str, Any]) -> Claimed | None:
+    """Return the key a retried execute call of the same contact shares (None: none given)."""
+    # Journey Builder names each contact's pass through an activity (activityInstanceId)
+    # and the contact (keyValue); a retry after a timeout or an error carries both again,
+    # in a freshly signed token.
+    instance, contact = claims.get("activityInstanceId"), claims.get("keyValue")
+    if not isinstance(instance, str) or not instance.strip():
+        return None
+    name = f"{instance.strip()}\0{contact if isinstance(contact, str) else ''}"
+    body = json.dumps(check, sort_keys=True, default=str)
+    return Claimed(EXECUTIONS, hashlib.sha256(name.encode()).hexdigest(),
+                   hashlib.sha256(body.encode()).hexdigest(), f"activityInstanceId {instance}")
+
+
 @bp.post("/execute")
 def execute():
-    """Decide for one contact of a journey; answer the branch to take."""
+    """Decide for one contact of a journey once, however often it asks; answer the branch."""
     claims = _claims()
     check = read_check(claims, current_app.config["SFMC_CONTACT_KEY"])
-    decision = services().guard.check(check, via=via.SFMC_JOURNEY)
-    return jsonify({"branchResult": decision.verdict})
+    answers = services().answers
+    claimed = execution(claims, check)
+    replayed = answers.replay(claimed)
+    if replayed is not None:
+        return replayed.response()
+
+    def remember(conn, outcomes: list) -> None:
+        # In the decision's transaction: the answer is kept exactly when the decision is.
+        [decided] = outcomes
+        if not isinstance(decided, InvalidField):
+            answers.remember_in(conn, claimed, _branch(decided.verdict),
+                                decision_ids=[decided.decision_id])
+
+    try:
+        [decided] = services().guard.check_many([check], then=remember, via=via.SFMC_JOURNEY)
+    except AlreadyAnswered:
+        # The same execution, sent twice at once: the one stored first is the one counted.
+        return answers.replay(claimed).response()
+    if isinstance(decided, InvalidField):
+        raise decided
+    return _branch(decided.verdict).response()
+
+
+def _branch(verdict: str) -> Answer:
+    return Answer(200, body=json.dumps({"branchResult": verdict}))
 
 
 def lifecycle():
@@ -310,7 +353,10 @@ register_path(f"{PREFIX}/execute", {"post": {
     "description": "The JWT's `inArguments` are named as in `/v1/check`; without `to` the "
                    "contact key (`keyValue`) is the recipient, an email address or, with "
                    "`GUARD_SFMC_CONTACT_KEY=salesforce`, a Salesforce id. Recorded with "
-                   "`via: sfmc_journey`.",
+                   "`via: sfmc_journey`. A call with the same `activityInstanceId` and "
+                   "`keyValue` as an earlier one (Journey Builder retrying after a timeout) "
+                   "gets the earlier answer and decides nothing, for "
+                   "`GUARD_IDEMPOTENCY_HOURS`.",
     "requestBody": _JWT_BODY,
     "responses": {"200": {"description": "`{\"branchResult\": verdict}`.", "content": {
         "application/json": {"schema": {"type": "object", "properties": {

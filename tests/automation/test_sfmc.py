@@ -167,3 +167,49 @@ def test_without_the_packages_secret_the_activity_is_unavailable(guard, engine):
     assert answer.status_code == 503
     assert "GUARD_SFMC_JWT_SECRET" in answer.get_json()["detail"]
     assert decisions(engine) == []
+
+
+def test_a_retried_execution_gets_the_first_answer_and_is_decided_once(client, guard, engine):
+    newsletter = [*OFFER, {"to": "ben@example.com"}, {"purpose": "newsletter"}]
+    first = post(client, "execute", signed(execute_body(newsletter, iat=int(time.time()) - 5)))
+    # Journey Builder sends the same contact's pass again (a timeout), in a new token, after
+    # Ben opted out: the branch already taken stands, and caps count one contact.
+    accepted(guard.ingest([{"type": "consent", "source": {"system": "crm", "id": "c1"},
+                            "email": "ben@example.com", "channel": "email",
+                            "purpose": "*", "status": "opt_out"}]))
+    again = post(client, "execute", signed(execute_body(newsletter, iat=int(time.time()))))
+    assert first.get_json() == again.get_json() == {"branchResult": "allow"}
+    assert len(decisions(engine)) == 1
+    # Ben's next pass through the activity is a new execution: decided anew.
+    later = post(client, "execute", signed(execute_body(newsletter, activityInstanceId="ai-2")))
+    assert later.get_json() == {"branchResult": "block"}
+    assert len(decisions(engine)) == 2
+
+
+def test_executions_without_an_instance_id_are_each_decided(client, guard, engine):
+    body = execute_body([*OFFER, {"to": "ben@example.com"}, {"purpose": "newsletter"}])
+    del body["activityInstanceId"]
+    for _ in range(2):
+        assert post(client, "execute", signed(body)).get_json() == {"branchResult": "allow"}
+    assert len(decisions(engine)) == 2
+
+
+def test_two_copies_of_one_execution_at_once_count_one_decision(app, guard, engine):
+    import threading
+
+    token = signed(execute_body([*OFFER, {"to": "ben@example.com"}, {"purpose": "newsletter"}]))
+    answers = []
+    start = threading.Barrier(2)
+
+    def call() -> None:
+        with app.test_client() as client:
+            start.wait()
+            answers.append(post(client, "execute", token).get_json())
+
+    threads = [threading.Thread(target=call) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [{"branchResult": "allow"}] * 2
+    assert len(decisions(engine)) == 1
