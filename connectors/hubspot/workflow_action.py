@@ -97,7 +97,24 @@ def definition(action_url: str) -> dict:
 
 def differs(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
     """Name the top-level keys of ``wanted`` that ``current`` (as HubSpot returns it) lacks."""
-    return [key for key, value in wanted.items() if current.get(key) != value]
+    return [key for key, value in wanted.items() if key not in current
+            or not _holds(current[key], value)]
+
+
+def _holds(current: Any, wanted: Any) -> bool:
+    """Say whether ``current`` says all ``wanted`` says; keys HubSpot adds don't count.
+
+    HubSpot answers a definition with every field its model requires filled in
+    (``options``, ``externalOptions`` of each input field, ``functions``): a value
+    equal but for those is unchanged, and an install run again updates nothing.
+    """
+    if isinstance(wanted, Mapping):
+        return isinstance(current, Mapping) and all(
+            key in current and _holds(current[key], value) for key, value in wanted.items())
+    if isinstance(wanted, list):
+        return isinstance(current, list) and len(current) == len(wanted) and all(
+            _holds(have, want) for have, want in zip(current, wanted, strict=True))
+    return current == wanted
 
 
 def sign_v2(secret: str, method: str, uri: str, body: bytes) -> str:

@@ -59,6 +59,19 @@ def definition_problems(body) -> list[str]:
     return found
 
 
+def answered(definition: dict) -> dict:
+    """A definition as HubSpot answers it: the fields its response model requires, filled.
+
+    hubspot-api-client's ``PublicActionDefinition`` requires ``functions`` and
+    ``published``; its ``FieldTypeDefinition`` requires ``options`` and
+    ``externalOptions``: a definition created without them comes back with them.
+    """
+    fields = [{**field, "typeDefinition": {"options": [], "externalOptions": False,
+                                           **field.get("typeDefinition", {})}}
+              for field in definition.get("inputFields", [])]
+    return {"functions": [], "published": False, **definition, "inputFields": fields}
+
+
 class FakeAutomation:
     """The fake server; ``completed`` holds each completed callback's body by callbackId."""
 
@@ -68,6 +81,7 @@ class FakeAutomation:
         # Another fake (the CRM's) that serves every other path, so one base URL serves both.
         self.upstream = upstream
         self.definitions: dict[str, dict] = {}
+        self.changes = 0  # definitions created or updated
         self.completed: dict[str, list[dict]] = {}
         self.requests: list[tuple[str, str]] = []
         self.problems: list[str] = []
@@ -161,15 +175,17 @@ class FakeAutomation:
             body = handler._body()
             self.problems += definition_problems(body)
             new_id = str(1000 + len(self.definitions))
-            self.definitions[new_id] = {**body, "id": new_id, "revisionId": "1"}
+            self.definitions[new_id] = answered({**body, "id": new_id, "revisionId": "1"})
+            self.changes += 1
             return handler._reply(200, self.definitions[new_id])
         if method == "PATCH" and definition_id in self.definitions:
             body = handler._body()
             merged = {**self.definitions[definition_id], **body}
             self.problems += definition_problems(merged)
             merged["revisionId"] = str(int(merged["revisionId"]) + 1)
-            self.definitions[definition_id] = merged
-            return handler._reply(200, merged)
+            self.definitions[definition_id] = answered(merged)
+            self.changes += 1
+            return handler._reply(200, self.definitions[definition_id])
         return handler._reply(404, {"status": "error", "message": "not found"})
 
     def _forward(self, handler, method: str) -> None:

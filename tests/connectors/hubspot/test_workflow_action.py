@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 from hubspot import HubSpot
 
-from connectors.hubspot import ApiError, default_retry
+from connectors.hubspot import ApiError, default_retry, workflow_action
 from connectors.hubspot.install import install_action
 from connectors.hubspot.workflow_action import INPUTS, OUTPUTS, VERDICTS, definition
 from tests.automation.fake_hubspot import FakeAutomation
@@ -85,3 +85,20 @@ def test_a_wrong_developer_key_is_a_clear_error(fake):
     with pytest.raises(ApiError) as refused:
         install_action(client(fake, "not-the-key"), fake.app_id, ACTION_URL)
     assert refused.value.status == 401 and not refused.value.retriable
+
+
+def test_a_definition_hubspot_filled_with_its_defaults_needs_no_update():
+    wanted = definition(ACTION_URL)
+    answered = {**wanted, "id": "1000", "revisionId": "3", "functions": [], "published": True,
+                "inputFields": [{**field, "typeDefinition": {
+                    **field["typeDefinition"], "options": field["typeDefinition"].get(
+                        "options", []), "externalOptions": False}}
+                    for field in wanted["inputFields"]]}
+    assert workflow_action.differs(answered, wanted) == []
+    renamed = {**answered, "labels": {**answered["labels"], "en": {
+        **answered["labels"]["en"], "actionName": "Old name"}}}
+    assert workflow_action.differs(renamed, wanted) == ["labels"]
+    fewer = {**answered, "inputFields": answered["inputFields"][:-1]}
+    assert workflow_action.differs(fewer, wanted) == ["inputFields"]
+    moved = {key: value for key, value in answered.items() if key != "actionUrl"}
+    assert workflow_action.differs(moved, wanted) == ["actionUrl"]
