@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -51,16 +54,17 @@ def postgres_schema_url(schema: str) -> str:
     return f"{POSTGRES_URL}{separator}options={quote(f'-csearch_path={schema}')}"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request, tmp_path):
-    """A URL of an empty store: a temporary SQLite file, or a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'guard.db'}"
+@contextmanager
+def empty_store(backend: str, folder: Path) -> Iterator[str]:
+    """Yield the URL of an empty store: an SQLite file in ``folder``, or a fresh PostgreSQL
+    schema (dropped after); skip, saying why, when PostgreSQL is unreachable."""
+    if backend == "sqlite":
+        yield f"sqlite:///{folder / 'guard.db'}"
         return
     reason = _postgres_unavailable()
     if reason:
         pytest.skip(reason)
-    # A schema per test, so tests (and engineers running tests side by side) never collide.
+    # A schema per store, so tests (and engineers running tests side by side) never collide.
     schema = f"t_{secrets.token_hex(6)}"
     admin = sa.create_engine(POSTGRES_URL)
     with admin.begin() as conn:
@@ -71,6 +75,13 @@ def db_url(request, tmp_path):
         with admin.begin() as conn:
             conn.execute(sa.text(f'drop schema "{schema}" cascade'))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path):
+    """A URL of an empty store: a temporary SQLite file, or a fresh PostgreSQL schema."""
+    with empty_store(request.param, tmp_path) as url:
+        yield url
 
 
 _migrated: dict[str, object] = {}

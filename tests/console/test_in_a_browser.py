@@ -24,7 +24,7 @@ from guard.store.engine import make_engine
 from guard.store.migrate import upgrade
 from guard.store.tables import UNKNOWN, outbox
 from tests.browser import served
-from tests.conftest import NOW, accepted, person, purchase
+from tests.conftest import NOW, accepted, empty_store, person, purchase
 
 from .conftest import SCRIPT
 from .test_policy import DEFAULT, NO_NEWSLETTERS
@@ -34,13 +34,17 @@ PURPOSES = ["newsletter", "price_offer", "promotion", "service_reminder", "trade
             "event_offer"]
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    """The console served on loopback over an SQLite store with a month of decisions."""
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def site(request, tmp_path_factory):
+    """The console served on loopback over a store with a month of decisions."""
+    with empty_store(request.param, tmp_path_factory.mktemp("console")) as url:
+        yield from _serve(url, request.param)
+
+
+def _serve(url: str, backend: str):
     from policies import default_policy_path, load_policy
 
-    folder = tmp_path_factory.mktemp("console")
-    engine = make_engine(f"sqlite:///{folder / 'guard.db'}")
+    engine = make_engine(url)
     upgrade(engine)
     guard = Guard(engine, load_policy(default_policy_path()), clock=lambda: NOW)
     people = [person(f"003{n:03d}", f"customer{n}@example.com", name=f"Customer {n}",
@@ -85,13 +89,14 @@ def site(tmp_path_factory):
     with served(app) as base:
         yield {"base": base, "admin": admin, "reader": reader, "unknown": unknown,
                "guard": guard, "anna": guard.resolve("anna@example.com"),
-               "bob": guard.resolve("bob@example.com")}
+               "bob": guard.resolve("bob@example.com"), "backend": backend}
     engine.dispose()
 
 
-def shoot(page, name: str, tmp_path: Path) -> None:
-    """Save a full-page screenshot of the page as it is."""
-    folder = SHOTS if os.environ.get("GUARD_SCREENSHOTS") == "1" else tmp_path
+def shoot(page, name: str, tmp_path: Path, site: dict) -> None:
+    """Save a full-page screenshot of the page as it is (the README's: SQLite's)."""
+    keep = os.environ.get("GUARD_SCREENSHOTS") == "1" and site["backend"] == "sqlite"
+    folder = SHOTS if keep else tmp_path
     folder.mkdir(exist_ok=True)
     page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
@@ -107,11 +112,11 @@ def sign_in(page, site, key: str = "admin") -> None:
 def test_sign_in_each_page_with_data_and_sign_out(page, site, tmp_path):
     page.set_viewport_size({"width": 1280, "height": 900})
     page.goto(site["base"] + "/console/login")
-    shoot(page, "login", tmp_path)
+    shoot(page, "login", tmp_path, site)
     sign_in(page, site)
     expect(page.get_by_role("heading", name="Decisions per day, last 30 days")).to_be_visible()
     assert page.locator("svg.chart rect").count() > 20
-    shoot(page, "overview", tmp_path)
+    shoot(page, "overview", tmp_path, site)
 
     page.get_by_role("link", name="Decisions", exact=True).click()
     assert page.locator("tbody tr").count() == 50
@@ -119,32 +124,32 @@ def test_sign_in_each_page_with_data_and_sign_out(page, site, tmp_path):
     page.get_by_role("button", name="Filter").click()
     verdicts = page.locator("td.verdict").all_inner_texts()
     assert verdicts and {v.lower() for v in verdicts} == {"block"}
-    shoot(page, "decisions", tmp_path)
+    shoot(page, "decisions", tmp_path, site)
     page.get_by_label("Person").fill("anna@example.com")
     page.get_by_role("button", name="Filter").click()
     page.locator("tbody a[href^='/console/decisions/dec_']").first.click()
     expect(page.get_by_role("heading", name="Reasons")).to_be_visible()
     expect(page.get_by_text("Policy version")).to_be_visible()
-    shoot(page, "decision", tmp_path)
+    shoot(page, "decision", tmp_path, site)
 
     page.get_by_role("link", name="People").click()
     page.get_by_label("Email, phone, name or CRM id").fill("ANNA web")
     page.get_by_role("button", name="Search").click()
     expect(page.get_by_role("cell", name="Anna Weber")).to_be_visible()
-    shoot(page, "people", tmp_path)
+    shoot(page, "people", tmp_path, site)
     page.get_by_role("link", name=site["anna"]).click()
     expect(page.get_by_text("Bought audi-a4")).to_be_visible()
     link = page.get_by_role("link", name="salesforce Contact 003A")
     assert link.get_attribute("href") == (
         "https://acme.my.salesforce.com/lightning/r/Contact/003A/view")
-    shoot(page, "person", tmp_path)
+    shoot(page, "person", tmp_path, site)
 
     page.get_by_role("link", name="Outbox").click()
     expect(page.get_by_text(site["unknown"])).to_be_visible()
-    shoot(page, "outbox", tmp_path)
+    shoot(page, "outbox", tmp_path, site)
     page.get_by_role("link", name="Keys").click()
     expect(page.get_by_text("Marketing automation")).to_be_visible()
-    shoot(page, "keys", tmp_path)
+    shoot(page, "keys", tmp_path, site)
     page.get_by_role("link", name="Audit").click()
     expect(page.get_by_role("cell", name="sign-in").first).to_be_visible()
 
@@ -162,7 +167,7 @@ def test_a_phone_reads_every_page_without_scrolling_sideways(page, site, tmp_pat
         page.goto(site["base"] + path)
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
     page.goto(site["base"] + "/console/decisions")
-    shoot(page, "decisions-phone", tmp_path)
+    shoot(page, "decisions-phone", tmp_path, site)
 
 
 def test_a_form_without_its_csrf_token_is_refused(page, site):
@@ -220,7 +225,7 @@ def test_the_policy_loop_edit_check_test_simulate_publish(page, site, tmp_path):
     page.get_by_role("button", name="Simulate").click()
     expect(page.get_by_text(re.compile(r"Replayed \d+ decisions"))).to_be_visible()
     expect(page.locator("svg.chart")).to_be_visible()
-    shoot(page, "policy", tmp_path)
+    shoot(page, "policy", tmp_path, site)
     page.get_by_role("button", name="Publish").click()
     expect(page.get_by_text("Published version 1")).to_be_visible()
     answer = page.request.post(site["base"] + "/v1/check", headers={
@@ -233,7 +238,7 @@ def test_the_policy_loop_edit_check_test_simulate_publish(page, site, tmp_path):
     expect(page.get_by_role("cell", name="no-email-newsletters")).to_be_visible()
     page.get_by_role("link", name="Audit").click()
     expect(page.get_by_role("cell", name="policy.publish")).to_be_visible()
-    shoot(page, "audit", tmp_path)
+    shoot(page, "audit", tmp_path, site)
 
 
 def test_a_rare_filter_says_how_far_back_it_looked_and_reads_on(page, site, tmp_path,
@@ -245,7 +250,7 @@ def test_a_rare_filter_says_how_far_back_it_looked_and_reads_on(page, site, tmp_
     sign_in(page, site)
     page.goto(site["base"] + "/console/decisions?verdict=allow&purpose=trade_in")
     expect(page.get_by_text(re.compile(r"Looked through 30 decisions, back to"))).to_be_visible()
-    shoot(page, "decisions-stretch", tmp_path)
+    shoot(page, "decisions-stretch", tmp_path, site)
     found = page.locator("tbody a[href^='/console/decisions/dec_']").all_inner_texts()
     while page.get_by_role("link", name="Look further back").count():
         page.get_by_role("link", name="Look further back").click()
