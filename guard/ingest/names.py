@@ -25,6 +25,8 @@ NAME_WORDS = 16
 QUERY_WORDS = 4
 # How many index entries are counted to tell which typed word is rarest.
 _SAMPLE = 200
+# People per statement, as a profile rebuild takes them.
+_CHUNK = 500
 
 _WORD = re.compile(r"\w+")
 
@@ -53,7 +55,7 @@ def words(name: str | None) -> list[str]:
 def keep(conn: Connection, names: Mapping[str, str | None]) -> None:
     """Store the words of each person's name where they changed (person id → name)."""
     have: dict[str, set[str]] = {pid: set() for pid in names}
-    for part in chunks(sorted(names), 500):
+    for part in chunks(sorted(names), _CHUNK):
         for pid, word in conn.execute(sa.select(person_words.c.person_id, person_words.c.word)
                                       .where(person_words.c.person_id.in_(part))):
             have[pid].add(word)
@@ -69,7 +71,7 @@ def keep(conn: Connection, names: Mapping[str, str | None]) -> None:
 
 def forget(conn: Connection, person_ids: Iterable[str]) -> None:
     """Remove people's names from the index (erased, or merged into someone else)."""
-    for part in chunks(sorted(set(person_ids)), 500):
+    for part in chunks(sorted(set(person_ids)), _CHUNK):
         conn.execute(sa.delete(person_words).where(person_words.c.person_id.in_(part)))
 
 

@@ -60,8 +60,7 @@ def record_decision(conn: Connection, decision: Decision, attempt: Attempt, *,
 def record_many(conn: Connection, decided: list[tuple[Decision, Attempt]], *,
                 committed: bool, now: datetime) -> None:
     """Write many decisions in one statement, and which rules gave each its reasons."""
-    insert_rows(conn, ledger_rows(conn.dialect, decided, committed=committed, now=now),
-                rule_rows(conn.dialect, decided))
+    insert_rows(conn, *ledger_rows(conn.dialect, decided, committed=committed, now=now))
 
 
 def mark_via(conn: Connection, decision_ids: list[str], via: str) -> None:
@@ -71,12 +70,11 @@ def mark_via(conn: Connection, decision_ids: list[str], via: str) -> None:
 
 
 def ledger_rows(dialect: Dialect, decided: list[tuple[Decision, Attempt]], *,
-                committed: bool, now: datetime) -> list:
-    """Return the ledger rows of ``decided``, ready for ``insert_rows`` on ``dialect``."""
-    # Apart from the insert, so a bulk dry run can build them before it takes the write
-    # lock: on SQLite, one writer at a time holds it.
+                committed: bool, now: datetime) -> tuple[list, list]:
+    """Return the ledger rows of ``decided`` and their ``decision_rules`` rows (each rule
+    behind a decision's reasons), ready for ``insert_rows`` on ``dialect``."""
     if not decided:
-        return []
+        return [], []
     insert = _raw_insert(dialect)
     dumps = insert.dumps
     stamps: dict[datetime, Any] = {}
@@ -98,36 +96,29 @@ def ledger_rows(dialect: Dialect, decided: list[tuple[Decision, Attempt]], *,
          decision.policy_version, source, None, now, recipient_of(decision, attempt), None)
         for decision, attempt in decided
     ]
+    # A rule row takes its decision's id and converted time from the ledger row.
+    rules = [(rule, row[2], row[0]) for row, (decision, _) in zip(rows, decided, strict=True)
+             if decision.reasons for rule in dict.fromkeys(f.rule for f in decision.reasons)]
     if not insert.positional:
-        names = insert.names
-        rows = [dict(zip(names, row, strict=True)) for row in rows]
-    return rows
-
-
-def rule_rows(dialect: Dialect, decided: list[tuple[Decision, Attempt]]) -> list:
-    """Return the ``decision_rules`` rows of ``decided``: each rule behind a decision's reasons."""
-    insert = _raw_insert(dialect)
-    rows = [(rule, insert.at(utc(attempt.at)), decision.decision_id)
-            for decision, attempt in decided if decision.reasons
-            for rule in dict.fromkeys(f.rule for f in decision.reasons)]
+        rows = [dict(zip(insert.names, row, strict=True)) for row in rows]
     if not insert.rules_positional:
-        rows = [dict(zip(_RULE_COLUMNS, row, strict=True)) for row in rows]
-    return rows
+        rules = [dict(zip(_RULE_COLUMNS, row, strict=True)) for row in rules]
+    return rows, rules
 
 
-def insert_rows(conn: Connection, rows: list, rules: list = ()) -> None:
-    """Insert rows built by ``ledger_rows`` (and ``rule_rows``) for this connection's dialect."""
+def insert_rows(conn: Connection, rows: list, rules: list) -> None:
+    """Insert rows built by ``ledger_rows`` for this connection's dialect."""
     if not rows:
         return
     # One row as a plain execute: psycopg runs executemany through pipeline mode, an
     # extra sync round trip that a single check would pay every time. The rules go in
     # the same pipeline: a stopped decision costs no round trip more than an allowed one.
     insert = _raw_insert(conn.dialect)
-    statements, many = [(insert.sql, rows if len(rows) > 1 else rows[0])], [len(rows) > 1]
-    if rules:
-        statements.append((insert.rules_sql, rules if len(rules) > 1 else rules[0]))
-        many.append(len(rules) > 1)
-    on_cursor_together(conn, statements, many=many)
+    parts = [(sql, batch) for sql, batch in ((insert.sql, rows), (insert.rules_sql, rules))
+             if batch]
+    on_cursor_together(conn, [(sql, batch if len(batch) > 1 else batch[0])
+                              for sql, batch in parts],
+                       many=[len(batch) > 1 for _, batch in parts])
 
 
 @dataclass(frozen=True)
@@ -187,7 +178,7 @@ def _raw_insert(dialect: Dialect) -> _RawInsert:
     rules = sa.insert(decision_rules).compile(dialect=dialect)
     if (tuple(rules.positiontup) if rules.positional else _RULE_COLUMNS) != _RULE_COLUMNS \
             or tuple(c.name for c in decision_rules.c) != _RULE_COLUMNS:
-        raise RuntimeError("decision_rules' columns changed: update rule_rows")
+        raise RuntimeError("decision_rules' columns changed: update ledger_rows")
     found = _RAW_INSERTS[dialect] = _RawInsert(
         sql=compiled.string, positional=compiled.positional, names=names,
         rules_sql=rules.string, rules_positional=rules.positional,
